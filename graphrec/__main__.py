@@ -1,0 +1,5 @@
+import sys
+
+from graphrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,159 @@
+"""Stage 2, build: Arrow tables -> tensors -> PyG ``HeteroData``.
+
+* Ids: every node type gets contiguous ids ``0..N-1`` in the order of its node table; the
+  original ids are kept (``Graph.node_ids``) to write results back.
+* Features: per node type, the configured properties encoded and concatenated
+  (:mod:`graphrec.build.features`); every node type also gets a learnable embedding in the
+  model, so featureless types (MovieLens users) need no identity matrix.
+* Message passing: :func:`message_graph` builds the ``HeteroData`` from a chosen subset of
+  target edges (the training edges), with ``rev_<type>`` reverse edges.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrec.build.features import encode_feature
+from graphrec.config import JobConfig
+from graphrec.errors import DataError
+from graphrec.loaders.extract import GraphTables
+
+EdgeType = tuple[str, str, str]
+
+
+@dataclass
+class Graph:
+    """The whole graph as tensors, before any split."""
+
+    node_ids: dict[str, pa.Array]
+    """Node type -> original ids; position = contiguous id."""
+    x: dict[str, torch.Tensor]
+    """Node type -> float features ``[N, F]`` (absent: no features)."""
+    edge_index: dict[EdgeType, torch.Tensor]
+    """Every edge type (forward direction) -> ``[2, E]`` contiguous ids."""
+    target: EdgeType
+    """The edge type that is learned and recommended: (user type, name, item type)."""
+    label: torch.Tensor | None = None
+    """Float label per target edge (the rating)."""
+    time: torch.Tensor | None = None
+    """Int64 time per target edge."""
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def num_nodes(self) -> dict[str, int]:
+        return {t: len(ids) for t, ids in self.node_ids.items()}
+
+    @property
+    def user_type(self) -> str:
+        return self.target[0]
+
+    @property
+    def item_type(self) -> str:
+        return self.target[2]
+
+    @property
+    def target_index(self) -> torch.Tensor:
+        return self.edge_index[self.target]
+
+
+def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> Graph:
+    """Map ids, encode features and collect edge tensors."""
+    t0 = time.perf_counter()
+    ecfg, bcfg = cfg.extract, cfg.build
+    node_ids = {t: tables.nodes[t].column("id").combine_chunks() for t in ecfg.nodes}
+    stats: dict = {}
+
+    edge_index: dict[EdgeType, torch.Tensor] = {}
+    for name, spec in ecfg.edges.items():
+        table = tables.edges[name]
+        src = _to_index(table.column("src"), node_ids[spec.src], name, spec.src)
+        dst = _to_index(table.column("dst"), node_ids[spec.dst], name, spec.dst)
+        edge_index[(spec.src, name, spec.dst)] = torch.stack([src, dst])
+
+    tspec = ecfg.edges[bcfg.target]
+    target = (tspec.src, bcfg.target, tspec.dst)
+    ttable = tables.edges[bcfg.target]
+    label = _column_tensor(ttable, bcfg.label, torch.float32)
+    when = _column_tensor(ttable, bcfg.timestamp, torch.int64)
+    _check_no_duplicate_edges(edge_index[target], node_ids, target)
+
+    t_feat = time.perf_counter()
+    x: dict[str, torch.Tensor] = {}
+    for ntype, specs in bcfg.features.items():
+        parts = [
+            encode_feature(
+                tables.nodes[ntype].column(s.property), s, bcfg.cache_dir, stats,
+                f"build.features.{ntype}.{s.property}",
+            )
+            for s in specs
+        ]
+        if parts:
+            x[ntype] = torch.cat(parts, dim=1).float()
+    stats["feature_seconds"] = time.perf_counter() - t_feat
+    stats["feature_dims"] = {t: v.shape[1] for t, v in x.items()}
+    stats["seconds"] = time.perf_counter() - t0
+    stats["rows_per_s"] = (
+        sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
+    ) / stats["seconds"]
+    return Graph(node_ids, x, edge_index, target, label, when, stats)
+
+
+def message_graph(
+    graph: Graph, keep: torch.Tensor | None = None, reverse: bool = True
+) -> HeteroData:
+    """``HeteroData`` for message passing with only the ``keep`` target edges (None: all).
+
+    Held-out (validation/test) target edges are simply not in ``keep``, so no sampler or
+    convolution can see them. Reverse types are named ``rev_<type>``.
+    """
+    data = HeteroData()
+    for ntype, n in graph.num_nodes.items():
+        data[ntype].num_nodes = n
+        if ntype in graph.x:
+            data[ntype].x = graph.x[ntype]
+    for etype, ei in graph.edge_index.items():
+        if etype == graph.target and keep is not None:
+            ei = ei[:, keep]
+        data[etype].edge_index = ei
+        if reverse:
+            src, name, dst = etype
+            data[(dst, f"rev_{name}", src)].edge_index = ei.flip(0)
+    return data
+
+
+def _to_index(ids: pa.ChunkedArray, node_ids: pa.Array, edge: str, ntype: str) -> torch.Tensor:
+    if ids.type != node_ids.type:
+        ids = ids.cast(node_ids.type)
+    idx = pc.index_in(ids, value_set=node_ids)
+    if idx.null_count:  # extract checks endpoints per row; this guards other sources
+        bad = pc.index(pc.is_null(idx), True).as_py()
+        raise DataError(f"edge type {edge!r}, row {bad + 1}: {ids[bad]} is not a {ntype} id")
+    return torch.from_numpy(idx.to_numpy().astype(np.int64))
+
+
+def _column_tensor(table: pa.Table, column: str | None, dtype: torch.dtype) -> torch.Tensor | None:
+    if column is None:
+        return None
+    arr = table.column(column).combine_chunks().to_numpy(zero_copy_only=False)
+    return torch.from_numpy(np.array(arr)).to(dtype)  # a writable copy
+
+
+def _check_no_duplicate_edges(ei: torch.Tensor, node_ids: dict, target: EdgeType) -> None:
+    n_dst = len(node_ids[target[2]])
+    key = ei[0] * n_dst + ei[1]
+    uniq, counts = torch.unique(key, return_counts=True)
+    if len(uniq) < len(key):
+        dup = uniq[counts > 1][0]
+        row = int((key == dup).nonzero()[1])
+        u, i = int(ei[0, row]), int(ei[1, row])
+        raise DataError(
+            f"edge type {target[1]!r}, row {row + 1}: duplicate edge "
+            f"{node_ids[target[0]][u]} -> {node_ids[target[2]][i]} (one edge per pair)"
+        )

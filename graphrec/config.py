@@ -1,0 +1,417 @@
+"""One typed config tree for the whole job, parsed from YAML.
+
+The YAML files in ``configs/`` are data; the dataclasses below are the schema. There is one
+small dataclass per stage (extract, build, sampler, model, train, evaluate, recommend,
+write), composed into :class:`JobConfig`. Unknown keys and wrong types are rejected with the
+dotted key that is wrong; ``__post_init__`` rejects contradictions and says what to change.
+
+Command-line overrides are dotted ``key=value`` pairs, values parsed as YAML::
+
+    graphrec run --config configs/movielens.yaml train.epochs=3 sampler.num_neighbors=[5,5]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from graphrec.errors import ConfigError
+
+PROPERTY_TYPES = ("string", "float", "int")
+
+
+# --------------------------------------------------------------------------- extract
+@dataclass
+class NodeSpec:
+    """One node type (label) of the property graph."""
+
+    id: str
+    """Property (column) holding the node's key; must be unique within the type."""
+    file: str | None = None
+    """File or glob under ``extract.root`` (.csv or .parquet); None: ids come from the edges."""
+    properties: dict[str, str] = field(default_factory=dict)
+    """Properties to read, name -> type (string, float or int)."""
+
+    def __post_init__(self) -> None:
+        _check_property_types(self.properties)
+
+
+@dataclass
+class EdgeSpec:
+    """One edge (relationship) type: ``(src) -[name]-> (dst)``."""
+
+    src: str
+    """Source node type."""
+    dst: str
+    """Destination node type."""
+    src_id: str
+    """Property (column) holding the source node's key."""
+    dst_id: str
+    """Property (column) holding the destination node's key."""
+    file: str | None = None
+    """File or glob under ``extract.root`` (.csv or .parquet)."""
+    properties: dict[str, str] = field(default_factory=dict)
+    """Edge properties to read, name -> type (string, float or int)."""
+
+    def __post_init__(self) -> None:
+        _check_property_types(self.properties)
+
+
+@dataclass
+class ExtractConfig:
+    """Stage 1: read a property graph into Arrow tables."""
+
+    source: str = "files"
+    """Which source implementation reads the graph (see ``graphrec.loaders.SOURCES``)."""
+    root: str = "data/movielens-small"
+    """Folder the file source reads from (relative paths are relative to the working dir)."""
+    nodes: dict[str, NodeSpec] = field(default_factory=dict)
+    """Node types by name."""
+    edges: dict[str, EdgeSpec] = field(default_factory=dict)
+    """Edge types by name (the relationship type)."""
+    batch_rows: int = 65_536
+    """Rows per Arrow record batch: bounds the memory of one read."""
+    parallelism: int = 2
+    """Partitions read concurrently."""
+    snapshot_dir: str | None = ".graphrec/snapshots"
+    """Where extracted tables are cached as Parquet (None: always re-extract)."""
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ConfigError("extract.nodes is empty: declare at least one node type")
+        if not self.edges:
+            raise ConfigError("extract.edges is empty: declare at least one edge type")
+        for name, edge in self.edges.items():
+            for end in (edge.src, edge.dst):
+                if end not in self.nodes:
+                    raise ConfigError(
+                        f"extract.edges.{name}: node type {end!r} is not in extract.nodes "
+                        f"(have: {', '.join(self.nodes)})"
+                    )
+        if self.batch_rows < 1 or self.parallelism < 1:
+            raise ConfigError("extract.batch_rows and extract.parallelism must be >= 1")
+
+
+# --------------------------------------------------------------------------- build
+@dataclass
+class FeatureSpec:
+    """How one node property becomes input features."""
+
+    property: str
+    """The node property to encode."""
+    kind: Literal["text", "multi_hot", "numeric"]
+    """text: sentence embedding; multi_hot: separated categories; numeric: standardised."""
+    separator: str = "|"
+    """multi_hot: separator between categories."""
+    model: str = "all-MiniLM-L6-v2"
+    """text: sentence-transformers model; the packaged MiniLM by default, or any path."""
+    batch_size: int = 256
+    """text: sentences per encoder batch."""
+
+
+@dataclass
+class SplitConfig:
+    """Train/validation/test split of the target edges."""
+
+    kind: Literal["random", "temporal"] = "random"
+    """random: seeded shuffle of all target edges; temporal: each user's latest edges."""
+    val: float = 0.1
+    """Fraction of target edges for validation."""
+    test: float = 0.1
+    """Fraction of target edges for test."""
+    seed: int = 0
+    """Seed of the random split."""
+
+    def __post_init__(self) -> None:
+        if self.val < 0 or self.test < 0 or self.val + self.test >= 1:
+            raise ConfigError(
+                f"build.split: val ({self.val}) + test ({self.test}) must be in [0, 1)"
+            )
+
+
+@dataclass
+class BuildConfig:
+    """Stage 2: Arrow tables -> PyG HeteroData."""
+
+    target: str = "rates"
+    """The edge type to learn and recommend (its src type is the user, dst the item)."""
+    label: str | None = "rating"
+    """Edge property holding the rating (None: interactions only)."""
+    timestamp: str | None = "timestamp"
+    """Edge property holding the time (needed by the temporal split)."""
+    features: dict[str, list[FeatureSpec]] = field(default_factory=dict)
+    """Input features per node type; every node type also gets a learnable embedding."""
+    reverse_edges: bool = True
+    """Add ``rev_<type>`` edges so messages flow both ways."""
+    split: SplitConfig = field(default_factory=SplitConfig)
+    """How target edges are held out (ignored in final mode)."""
+    cache_dir: str = ".graphrec/cache"
+    """Where computed text embeddings are cached."""
+
+
+# --------------------------------------------------------------------------- train
+@dataclass
+class SamplerConfig:
+    """Mini-batch neighbour sampling (PyG LinkNeighborLoader)."""
+
+    num_neighbors: list[int] = field(default_factory=lambda: [10, 5])
+    """Fan-out per hop (-1: all neighbours)."""
+    batch_size: int = 1024
+    """Labelled (seed) edges per mini-batch."""
+    backend: Literal["auto", "graphrec", "pyg"] = "auto"
+    """auto: pyg-lib/torch-sparse when installed, else graphrec's own sampler."""
+    num_workers: int = 0
+    """DataLoader worker processes (0: sample in the training process)."""
+
+    def __post_init__(self) -> None:
+        if not self.num_neighbors or any(k == 0 or k < -1 for k in self.num_neighbors):
+            raise ConfigError("sampler.num_neighbors: one fan-out per hop, each >= 1 or -1")
+
+
+@dataclass
+class ModelConfig:
+    """The encoder and decoder."""
+
+    name: Literal["sage"] = "sage"
+    """Encoder architecture (heterogeneous GraphSAGE)."""
+    hidden: int = 64
+    """Hidden and output size of every layer."""
+    embedding_dim: int = 64
+    """Size of the learnable per-node embedding of every node type."""
+    dropout: float = 0.0
+    """Dropout between layers."""
+    aggr: Literal["mean", "max", "sum"] = "mean"
+    """SAGE neighbourhood aggregation."""
+
+
+@dataclass
+class TrainConfig:
+    """Stage 3: mini-batch training."""
+
+    objective: Literal["rating", "link"] = "rating"
+    """rating: regress the label; link: rank observed edges above sampled non-edges."""
+    loss: Literal["mse", "weighted_mse", "bce", "bpr"] = "mse"
+    """rating: mse or weighted_mse (inverse class frequency); link: bce or bpr."""
+    epochs: int = 20
+    """Passes over the training edges (the best validation epoch is kept)."""
+    lr: float = 0.005
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """Adam weight decay."""
+    patience: int = 5
+    """Stop after this many epochs without validation improvement (0: never)."""
+    max_batches_per_epoch: int | None = None
+    """Cap on mini-batches per epoch (for quick debug runs)."""
+    seed: int = 0
+    """Seed of model init, sampling and negatives."""
+    threads: int | None = None
+    """torch intra-op threads (None: all cores)."""
+
+    def __post_init__(self) -> None:
+        ok = {"rating": ("mse", "weighted_mse"), "link": ("bce", "bpr")}[self.objective]
+        if self.loss not in ok:
+            raise ConfigError(
+                f"train.loss={self.loss!r} does not fit train.objective={self.objective!r}: "
+                f"use one of {', '.join(ok)}"
+            )
+        if self.epochs < 1:
+            raise ConfigError("train.epochs must be >= 1")
+
+
+# --------------------------------------------------------------------------- evaluate
+@dataclass
+class EvaluateConfig:
+    """Held-out evaluation (split mode only)."""
+
+    k: int = 20
+    """Cut-off of Recall@k and NDCG@k."""
+    positive_threshold: float = 4.0
+    """A held-out edge counts as a positive when its label is >= this."""
+    batch_users: int = 2048
+    """Users scored per batch in full ranking."""
+
+
+# --------------------------------------------------------------------------- recommend
+@dataclass
+class RecommendConfig:
+    """Stage 4: top-k unseen items for every user."""
+
+    k: int = 10
+    """Recommendations per user."""
+    batch_users: int = 2048
+    """Users scored per batch."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError("recommend.k must be >= 1")
+
+
+# --------------------------------------------------------------------------- write
+@dataclass
+class WriteConfig:
+    """Stage 5: write recommendations back."""
+
+    sink: str = "parquet"
+    """Which sink implementation writes (see ``graphrec.sinks.SINKS``)."""
+    run_dir: str | None = None
+    """Run folder (None: ``runs/<name>-<timestamp>``)."""
+
+
+# --------------------------------------------------------------------------- job
+@dataclass
+class JobConfig:
+    """The whole job: five stages and their settings."""
+
+    name: str = "graphrec"
+    """Run name, used in the run folder."""
+    mode: Literal["evaluate", "final"] = "evaluate"
+    """evaluate: hold out val/test edges and report metrics; final: train on every edge."""
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    write: WriteConfig = field(default_factory=WriteConfig)
+
+    def __post_init__(self) -> None:
+        target = self.extract.edges.get(self.build.target)
+        if target is None:
+            raise ConfigError(
+                f"build.target={self.build.target!r} is not an edge type in extract.edges "
+                f"(have: {', '.join(self.extract.edges)})"
+            )
+        for prop, what in ((self.build.label, "label"), (self.build.timestamp, "timestamp")):
+            if prop is not None and prop not in target.properties:
+                raise ConfigError(
+                    f"build.{what}={prop!r} is not a property of edge type "
+                    f"{self.build.target!r}: add it to extract.edges.{self.build.target}.properties"
+                )
+        if self.train.objective == "rating" and self.build.label is None:
+            raise ConfigError("train.objective=rating needs build.label (the rating property)")
+        if self.build.split.kind == "temporal" and self.build.timestamp is None:
+            raise ConfigError("build.split.kind=temporal needs build.timestamp")
+        for ntype, specs in self.build.features.items():
+            node = self.extract.nodes.get(ntype)
+            if node is None:
+                raise ConfigError(f"build.features.{ntype}: no such node type in extract.nodes")
+            for spec in specs:
+                if spec.property not in node.properties:
+                    raise ConfigError(
+                        f"build.features.{ntype}: property {spec.property!r} is not read: "
+                        f"add it to extract.nodes.{ntype}.properties"
+                    )
+
+
+# --------------------------------------------------------------------------- parsing
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> JobConfig:
+    """Read a YAML config (or the defaults), apply dotted overrides, return the typed tree."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    for item in overrides or []:
+        apply_override(data, item)
+    return from_dict(JobConfig, data, "")
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a nested dict."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not of the form key.path=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def to_dict(cfg: Any) -> Any:
+    """The config tree as plain data (for metrics.json and checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from plain data, checking keys and types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {_join(where, key)!r}{hint}")
+        kwargs[key] = _convert(hints[key], value, _join(where, key))
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}={value!r}: expected one of {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(args[1], v, _join(where, k)) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}={value!r}: expected {tp.__name__}")
+        return value
+    return value
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check_property_types(props: dict[str, str]) -> None:
+    for name, typ in props.items():
+        if typ not in PROPERTY_TYPES:
+            raise ConfigError(
+                f"property {name!r} has type {typ!r}: use one of {', '.join(PROPERTY_TYPES)}"
+            )

@@ -1,0 +1,229 @@
+"""The whole job, stage by stage: extract -> build -> train -> recommend -> write back.
+
+Each stage is timed and its peak memory recorded. Everything the run produces goes to a
+temporary folder that is renamed to the run folder only when the job has succeeded, so a
+failed run never leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from graphrec.build import Graph, all_train, build_graph, message_graph, split_edges
+from graphrec.build.split import EdgeSplit
+from graphrec.config import JobConfig, to_dict
+from graphrec.loaders import extract_cached, make_source
+from graphrec.models import Recommender, build_model
+from graphrec.plots import plot_training_curve
+from graphrec.recommend import to_csr, topk_unseen
+from graphrec.sinks import make_sink
+from graphrec.train import evaluate_ranking, popularity_vectors, rmse, train_loop
+from graphrec.train.loop import positives
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+
+
+class StageClock:
+    """Seconds and peak resident memory per stage."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, dict] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        yield self.stages.setdefault(name, {})
+        self.stages[name]["seconds"] = time.perf_counter() - t0
+        # ru_maxrss is the process's peak so far (KiB on Linux).
+        self.stages[name]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_job(cfg: JobConfig, progress: bool = True) -> RunResult:
+    """Run all five stages for ``cfg``; returns the run folder and its metrics."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    final = Path(cfg.write.run_dir or _default_run_dir(cfg.name))
+    work = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        metrics = _run(cfg, work, progress)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return RunResult(final, metrics)
+
+
+def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
+    clock = StageClock()
+    target = cfg.build.target
+
+    with clock.stage("extract") as st:
+        required = {target: [cfg.build.label]} if cfg.build.label else {}
+        tables, cached = extract_cached(make_source(cfg.extract), required, progress)
+        st.update(edges=tables.num_edges, from_snapshot=cached)
+        if not cached:
+            st["edges_per_s"] = tables.stats["edges_per_s"]
+
+    with clock.stage("build") as st:
+        graph = build_graph(tables, cfg, progress)
+        n_target = graph.target_index.shape[1]
+        if cfg.mode == "final":
+            split = all_train(n_target)
+        else:
+            split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
+        st.update(graph.stats)
+        st.update(train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test))
+        del tables
+
+    with clock.stage("train") as st:
+        torch.manual_seed(cfg.train.seed)
+        init_mean = float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
+        data = message_graph(graph, split.train, cfg.build.reverse_edges)
+        model = build_model(
+            cfg.model, graph.num_nodes, {t: x.shape[1] for t, x in graph.x.items()},
+            data.edge_types, graph.target, len(cfg.sampler.num_neighbors), init_mean,
+        )
+        result = train_loop(model, graph, split, cfg, progress)
+        st.update(result.stats)
+
+    metrics: dict = {"name": cfg.name, "mode": cfg.mode, "objective": cfg.train.objective}
+    if cfg.mode == "evaluate":
+        with clock.stage("evaluate"):
+            metrics.update(evaluate_test(model, graph, split, cfg))
+        metrics["best_epoch"] = result.best_epoch
+        metrics[result.val_metric] = result.best_val
+
+    with clock.stage("recommend") as st:
+        recs = recommend(model, graph, cfg, progress)
+        st["users"] = graph.num_nodes[graph.user_type]
+    st["users_per_s"] = st["users"] / st["seconds"]
+
+    with clock.stage("write") as st:
+        st.update(make_sink(cfg.write, run_dir).write(recs))
+        save_checkpoint(run_dir, model, graph, cfg, result)
+        plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
+
+    metrics["recommendations"] = {"rows": recs.num_rows, "k": cfg.recommend.k}
+    metrics["stages"] = clock.stages
+    metrics["seconds"] = {name: s["seconds"] for name, s in clock.stages.items()}
+    metrics["history"] = result.history
+    metrics["environment"] = environment()
+    metrics["config"] = to_dict(cfg)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    return metrics
+
+
+def evaluate_test(model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> dict:
+    """Test metrics of the model and of the popularity baseline, on the same split.
+
+    Test edges are scored with train+validation edges as the message-passing graph and as
+    the items excluded from ranking.
+    """
+    ei = graph.target_index
+    seen = torch.cat([split.train, split.val])
+    data = message_graph(graph, seen, cfg.build.reverse_edges)
+    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
+    k, batch = cfg.evaluate.k, cfg.evaluate.batch_users
+    exclude = to_csr(ei[0, seen], ei[1, seen], n_users)
+    pos = positives(graph, split.test, cfg.evaluate.positive_threshold)
+    out: dict = {"rmse": None}
+    if cfg.train.objective == "rating":
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(data)
+            pred = model.score(data, z, ei[:, split.test])
+        out["rmse"] = rmse(pred, graph.label[split.test])
+    uv, iv = model.vectors(data)
+    out.update(evaluate_ranking(uv, iv, exclude, ei[0, pos], ei[1, pos], k, batch))
+    pu, pi = popularity_vectors(ei[1, split.train], n_users, n_items)
+    base = evaluate_ranking(pu, pi, exclude, ei[0, pos], ei[1, pos], k, batch)
+    out["baseline_popularity"] = {key: v for key, v in base.items() if key != "users"}
+    out["test_positives"] = int(len(pos))
+    return out
+
+
+def recommend(model: Recommender, graph: Graph, cfg: JobConfig, progress: bool) -> pa.Table:
+    """Top-k unseen items for every user, scored on the full graph, as an Arrow table."""
+    ei = graph.target_index
+    n_users = graph.num_nodes[graph.user_type]
+    data = message_graph(graph, None, cfg.build.reverse_edges)
+    uv, iv = model.vectors(data)
+    exclude = to_csr(ei[0], ei[1], n_users)  # every item the user already has an edge to
+    k = cfg.recommend.k
+    items, scores = topk_unseen(uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend")
+    users = torch.arange(n_users).repeat_interleave(k)
+    ranks = torch.arange(1, k + 1).repeat(n_users)
+    items, scores = items.flatten(), scores.flatten()
+    keep = items >= 0  # a user with fewer than k unseen items gets fewer rows
+    users, ranks, items, scores = users[keep], ranks[keep], items[keep], scores[keep]
+    return pa.table({
+        "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
+        "item_id": graph.node_ids[graph.item_type].take(pa.array(items.numpy())),
+        "rank": pa.array(ranks.numpy().astype("int32")),
+        "score": pa.array(scores.numpy().astype("float32")),
+    })
+
+
+def save_checkpoint(run_dir: Path, model: Recommender, graph: Graph, cfg: JobConfig, result) -> None:
+    """``checkpoint.pt`` (weights, config, epoch) and ``id_map/<type>.parquet`` (original ids)."""
+    (run_dir / "id_map").mkdir()
+    for ntype, ids in graph.node_ids.items():
+        pq.write_table(pa.table({"id": ids}), run_dir / "id_map" / f"{ntype}.parquet")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "config": to_dict(cfg),
+            "best_epoch": result.best_epoch,
+            "feature_dims": {t: x.shape[1] for t, x in graph.x.items()},
+            "num_nodes": graph.num_nodes,
+        },
+        run_dir / "checkpoint.pt",
+    )
+
+
+def environment() -> dict:
+    import torch_geometric
+
+    from graphrec.samplers import compiled_sampler_available
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "pyarrow": pa.__version__,
+        "compiled_sampler": compiled_sampler_available(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _default_run_dir(name: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{name}-{stamp}-{n}"
+    return str(path)

@@ -1,0 +1,28 @@
+"""Stage 1, extract: graph sources that speak Arrow (files now; Neo4j and ArangoDB later).
+
+Sources are looked up by name (``extract.source`` in the config).
+"""
+
+from graphrec.config import ExtractConfig
+from graphrec.errors import ConfigError
+from graphrec.loaders.base import GraphSource, Partition
+from graphrec.loaders.extract import GraphTables, extract
+from graphrec.loaders.files import FileSource
+from graphrec.loaders.snapshot import extract_cached, load_snapshot, save_snapshot
+
+SOURCES: dict[str, type[GraphSource]] = {"files": FileSource}
+
+
+def make_source(cfg: ExtractConfig) -> GraphSource:
+    """The source named by ``cfg.source``."""
+    if cfg.source not in SOURCES:
+        raise ConfigError(
+            f"extract.source={cfg.source!r} is not available (have: {', '.join(SOURCES)})"
+        )
+    return SOURCES[cfg.source](cfg)
+
+
+__all__ = [
+    "SOURCES", "FileSource", "GraphSource", "GraphTables", "Partition", "extract",
+    "extract_cached", "load_snapshot", "make_source", "save_snapshot",
+]

@@ -1,0 +1,67 @@
+"""Encoder + decoder as one module, and the name lookup that builds it from config."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from graphrec.config import ModelConfig
+from graphrec.models.decoders import DotDecoder
+from graphrec.models.sage import HeteroSAGE
+
+ENCODERS = {"sage": HeteroSAGE}
+
+
+class Recommender(nn.Module):
+    """Scores (user, item) pairs of the target edge type from a (sub)graph."""
+
+    def __init__(self, encoder: nn.Module, decoder: DotDecoder, user: str, item: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.user, self.item = user, item
+
+    def encode(self, data: HeteroData) -> dict[str, Tensor]:
+        """Embeddings of every node in ``data`` (a sampled batch or the whole graph)."""
+        n_id = {
+            t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes)
+            for t in data.node_types
+        }
+        x = {t: data[t].x for t in data.node_types if "x" in data[t]}
+        return self.encoder(x, n_id, data.edge_index_dict)
+
+    def score(self, data: HeteroData, z: dict[str, Tensor], pairs: Tensor) -> Tensor:
+        """Scores of ``pairs`` (``[2, B]`` local ids into ``data``'s user and item nodes)."""
+        u, i = pairs
+        u_id = data[self.user].n_id[u] if "n_id" in data[self.user] else u
+        i_id = data[self.item].n_id[i] if "n_id" in data[self.item] else i
+        return self.decoder(z[self.user][u], z[self.item][i], u_id, i_id)
+
+    @torch.no_grad()
+    def vectors(self, data: HeteroData) -> tuple[Tensor, Tensor]:
+        """Full-graph ``(user_vectors [U, H+1], item_vectors [I, H+1])`` for ranking."""
+        was = self.training
+        self.eval()
+        z = self.encode(data)
+        self.train(was)
+        return self.decoder.user_vectors(z[self.user]), self.decoder.item_vectors(z[self.item])
+
+
+def build_model(
+    cfg: ModelConfig,
+    num_nodes: dict[str, int],
+    feature_dims: dict[str, int],
+    edge_types: list,
+    target: tuple[str, str, str],
+    num_layers: int,
+    init_mean: float = 0.0,
+) -> Recommender:
+    encoder = ENCODERS[cfg.name](
+        num_nodes, feature_dims, edge_types, hidden=cfg.hidden,
+        embedding_dim=cfg.embedding_dim, num_layers=num_layers, dropout=cfg.dropout,
+        aggr=cfg.aggr,
+    )
+    user, _, item = target
+    decoder = DotDecoder(num_nodes[user], num_nodes[item], init_mean)
+    return Recommender(encoder, decoder, user, item)

@@ -1,0 +1,192 @@
+"""A vectorized PyTorch neighbour sampler that plugs into PyG's ``LinkNeighborLoader``.
+
+PyG's :class:`~torch_geometric.sampler.NeighborSampler` keeps the graph in CSC form and calls
+a compiled routine (pyg-lib or torch-sparse) in ``_sample``. Neither is on PyPI as a wheel
+(torch-sparse builds from source for ~25 minutes), so :class:`GraphRecNeighborSampler`
+overrides only ``_sample`` with plain tensor ops and returns the same
+:class:`~torch_geometric.sampler.HeteroSamplerOutput`; the loader, negative sampling and
+subgraph filtering stay PyG's. :func:`make_neighbor_sampler` picks the compiled library
+when it is installed, unless ``backend`` says otherwise.
+
+Semantics match torch-sparse's ``hetero_neighbor_sample`` (directional, no replacement):
+at hop ``h`` every node first reached at hop ``h-1`` draws ``min(deg, fanout)`` distinct
+incoming edges per edge type; new endpoints join the next frontier, nodes seen before are
+not expanded again but their edges are kept. Seeds come first in each node type's list.
+
+Sampling without replacement is Floyd's algorithm, vectorized over all high-degree
+frontier nodes at once: ``O(fanout^2)`` tensor ops per hop, independent of degree.
+Global -> local relabelling uses a per-type lookup buffer that lives with the sampler and
+is reset after each batch, so no ``O(num_nodes)`` allocation happens per batch. The buffer
+makes one sampler instance single-threaded; DataLoader workers are processes, each with
+its own copy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch_geometric import typing as pyg_typing
+from torch_geometric.sampler import HeteroSamplerOutput, NeighborSampler
+
+from graphrec.errors import ConfigError
+
+
+def compiled_sampler_available() -> bool:
+    """Whether pyg-lib or torch-sparse provides PyG's compiled neighbour sampling."""
+    return bool(pyg_typing.WITH_PYG_LIB or pyg_typing.WITH_TORCH_SPARSE)
+
+
+def sample_adjacent(
+    colptr: Tensor, row: Tensor, nodes: Tensor, fanout: int, gen: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Sample up to ``fanout`` distinct in-edges of each of ``nodes`` (``-1``: all).
+
+    Args:
+        colptr: ``[N_dst + 1]`` CSC pointers; ``row``: ``[E]`` source ids in CSC order.
+        nodes: ``[S]`` destination node ids to expand.
+    Returns:
+        ``(owner, edge_pos)``: for each sampled edge, the position in ``nodes`` it belongs
+        to and its position in CSC order (``row[edge_pos]`` is the neighbour).
+    """
+    start = colptr[nodes]
+    deg = colptr[nodes + 1] - start
+    take = deg if fanout < 0 else deg.clamp(max=fanout)
+    owner = torch.repeat_interleave(torch.arange(len(nodes)), take)
+    first = torch.cumsum(take, 0) - take
+    offset = torch.arange(int(take.sum())) - torch.repeat_interleave(first, take)
+    if fanout >= 0:
+        big = (deg > fanout).nonzero().flatten()
+        if len(big):
+            chosen = _floyd(deg[big], fanout, gen)  # [B, fanout] distinct offsets
+            slots = first[big].unsqueeze(1) + torch.arange(fanout)
+            offset[slots.flatten()] = chosen.flatten()
+    return owner, start[owner] + offset
+
+
+def _floyd(deg: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
+    """For each row, ``k`` distinct integers in ``[0, deg)`` (requires ``deg > k``)."""
+    out = torch.empty(len(deg), k, dtype=torch.long)
+    for t in range(k):
+        j = deg - k + t  # candidate upper bound, inclusive
+        r = (torch.rand(len(deg), generator=gen) * (j + 1).double()).long().clamp_(max=j)
+        taken = (out[:, :t] == r.unsqueeze(1)).any(1)
+        out[:, t] = torch.where(taken, j, r)
+    return out
+
+
+class GraphRecNeighborSampler(NeighborSampler):
+    """PyG's ``NeighborSampler`` with ``_sample`` done in vectorized PyTorch."""
+
+    def __init__(self, data, num_neighbors, **kwargs) -> None:
+        for unsupported in ("disjoint", "replace"):
+            if kwargs.get(unsupported):
+                raise ConfigError(f"graphrec's sampler does not support {unsupported}=True")
+        if kwargs.get("time_attr") or kwargs.get("weight_attr"):
+            raise ConfigError("graphrec's sampler does not support temporal or weighted sampling")
+        with warnings.catch_warnings():  # "without pyg-lib is deprecated": we replace it
+            warnings.simplefilter("ignore")
+            super().__init__(data, num_neighbors, **kwargs)
+        self._lookup: dict[str, Tensor] = {}
+        self.generator: torch.Generator | None = None
+
+    def _sample(self, seed, seed_time=None, **kwargs) -> HeteroSamplerOutput:
+        if not isinstance(seed, dict):
+            raise ConfigError("graphrec's sampler handles heterogeneous graphs only")
+        if seed_time is not None:
+            raise ConfigError("graphrec's sampler does not support temporal sampling")
+        fanouts = self.num_neighbors.get_mapped_values(self.edge_types)
+        num_hops = max((len(v) for v in fanouts.values()), default=0)
+        rel = {et: self.to_rel_type[et] for et in self.edge_types}
+        counts = {t: 0 for t in self.node_types}
+        nodes: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
+        lookup = {t: self._buffer(t) for t in self.node_types}
+
+        def add(ntype: str, ids: Tensor) -> Tensor:
+            """Give unseen ``ids`` the next local ids; return the new ones (sorted)."""
+            fresh = torch.unique(ids[lookup[ntype][ids] < 0])
+            lookup[ntype][fresh] = torch.arange(counts[ntype], counts[ntype] + len(fresh))
+            counts[ntype] += len(fresh)
+            nodes[ntype].append(fresh)
+            return fresh
+
+        frontier: dict[str, Tensor] = {}
+        for ntype in self.node_types:
+            s = seed.get(ntype, torch.empty(0, dtype=torch.long)).long()
+            lookup[ntype][s] = torch.arange(len(s))
+            counts[ntype] = len(s)
+            nodes[ntype].append(s)
+            frontier[ntype] = s
+        num_sampled_nodes = {t: [counts[t]] for t in self.node_types}
+        rows: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
+        cols: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
+        edges: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
+        num_sampled_edges: dict[str, list[int]] = {r: [] for r in rel.values()}
+
+        try:
+            for hop in range(num_hops):
+                found: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
+                hop_edges = []
+                for et in self.edge_types:
+                    src, _, dst = et
+                    r = rel[et]
+                    fan = fanouts[r][hop] if hop < len(fanouts[r]) else 0
+                    if fan == 0 or len(frontier[dst]) == 0:
+                        num_sampled_edges[r].append(0)
+                        continue
+                    owner, pos = sample_adjacent(
+                        self.colptr_dict[r], self.row_dict[r], frontier[dst], fan, self.generator
+                    )
+                    nbr = self.row_dict[r][pos]
+                    found[src].append(nbr)
+                    hop_edges.append((r, src, nbr, lookup[dst][frontier[dst][owner]], pos))
+                new_frontier = {}
+                for ntype in self.node_types:
+                    ids = torch.cat(found[ntype]) if found[ntype] else torch.empty(0, dtype=torch.long)
+                    new_frontier[ntype] = add(ntype, ids)
+                    num_sampled_nodes[ntype].append(len(new_frontier[ntype]))
+                for r, src, nbr, col, pos in hop_edges:  # relabel once all nodes are known
+                    rows[r].append(lookup[src][nbr])
+                    cols[r].append(col)
+                    edges[r].append(pos)
+                    num_sampled_edges[r].append(len(pos))
+                frontier = new_frontier
+            node = {t: torch.cat(v) for t, v in nodes.items()}
+        finally:
+            for ntype, parts in nodes.items():  # reset only what this batch touched
+                for p in parts:
+                    lookup[ntype][p] = -1
+
+        def cat(d: dict[str, list[Tensor]]) -> dict:
+            out = {}
+            for et, r in rel.items():
+                out[et] = torch.cat(d[r]) if d[r] else torch.empty(0, dtype=torch.long)
+            return out
+
+        return HeteroSamplerOutput(
+            node=node,
+            row=cat(rows),
+            col=cat(cols),
+            edge=cat(edges),
+            batch=None,
+            num_sampled_nodes=num_sampled_nodes,
+            num_sampled_edges={et: num_sampled_edges[r] for et, r in rel.items()},
+        )
+
+    def _buffer(self, ntype: str) -> Tensor:
+        if ntype not in self._lookup:
+            self._lookup[ntype] = torch.full((self.num_nodes[ntype],), -1, dtype=torch.long)
+        return self._lookup[ntype]
+
+
+def make_neighbor_sampler(data, num_neighbors: list[int], backend: str = "auto") -> NeighborSampler:
+    """The sampler for ``backend``: ``pyg`` (compiled), ``graphrec`` (ours), or ``auto``."""
+    if backend == "pyg" or (backend == "auto" and compiled_sampler_available()):
+        if not compiled_sampler_available():
+            raise ConfigError(
+                "sampler.backend=pyg needs pyg-lib or torch-sparse, and neither is installed: "
+                "use sampler.backend=graphrec (or auto)"
+            )
+        return NeighborSampler(data, num_neighbors)
+    return GraphRecNeighborSampler(data, num_neighbors)

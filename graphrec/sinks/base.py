@@ -1,0 +1,34 @@
+"""The sink interface: where recommendations are written back.
+
+A sink takes one Arrow table with columns ``user_id, item_id, rank, score`` (original ids)
+and writes it so that a rerun replaces, never duplicates, and a failure leaves the previous
+result intact. :meth:`RecommendationSink.write` checks the table, then calls the backend's
+``_write``. Parquet is the first implementation; Neo4j and ArangoDB sinks follow.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import pyarrow as pa
+
+from graphrec.errors import DataError
+
+COLUMNS = ("user_id", "item_id", "rank", "score")
+
+
+class RecommendationSink(ABC):
+    """Writes a table of top-k recommendations."""
+
+    def write(self, table: pa.Table) -> dict:
+        """Check ``table`` and write it; returns stats (rows, seconds, rows_per_s)."""
+        missing = [c for c in COLUMNS if c not in table.column_names]
+        if missing:
+            raise DataError(f"recommendations lack column(s) {', '.join(missing)}")
+        if table.num_rows == 0:
+            raise DataError("no recommendations to write (empty table)")
+        return self._write(table.select(list(COLUMNS)))
+
+    @abstractmethod
+    def _write(self, table: pa.Table) -> dict:
+        """Write the checked table."""
