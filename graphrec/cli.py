@@ -23,11 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="graphrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="extract, build, train, recommend and write back")
-    run.add_argument("--config", type=Path, default=None,
-                     help=f"YAML job config (default: {DEFAULT_CONFIG})")
+    run.add_argument(
+        "--config", type=Path, default=None, help=f"YAML job config (default: {DEFAULT_CONFIG})"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("overrides", nargs="*", metavar="key.path=value",
-                     help="dotted config overrides, e.g. train.epochs=3")
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.path=value",
+        help="dotted config overrides, e.g. train.epochs=3",
+    )
     args = parser.parse_args(argv)
     try:
         return _run(args)

@@ -398,6 +398,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return {str(k): _convert(args[1], v, _join(where, k)) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise ConfigError(f"{where}={value!r}: expected {tp.__name__}")

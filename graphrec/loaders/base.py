@@ -181,7 +181,6 @@ def check_finite(batch: pa.RecordBatch, column: str, location: str, row0: int = 
     mask = pc.is_null(col, nan_is_null=True)
     if pc.any(mask).as_py():
         bad = pc.index(mask, True).as_py()
-        raise DataError(
-            f"{location}, column {column!r}, row {row0 + bad + 1}: "
-            f"{col[bad].as_py()!r} is not a number"
-        )
+        value = col[bad].as_py()
+        what = "missing (empty or NaN)" if value is None else f"{value!r} is not a number"
+        raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: {what}")

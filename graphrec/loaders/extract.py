@@ -78,7 +78,9 @@ def extract(
             checks.append(lambda b, loc, r0, p=prop: check_finite(b, p, loc, r0))
         table, _ = _read_all(source, parts, checks, bar)
         if table.num_rows == 0:
-            raise DataError(f"{parts[0].location if parts else name}: no rows for edge type {name!r}")
+            raise DataError(
+                f"{parts[0].location if parts else name}: no rows for edge type {name!r}"
+            )
         out.edges[name] = table
 
     for name in cfg.nodes:  # node types known only through their edges
@@ -173,6 +175,6 @@ def _check_unique(ids: pa.ChunkedArray, spans: list[tuple[str, int]], ntype: str
     for location, n in spans:
         if dup < n:
             raise DataError(
-                f"{location}, row {dup + 1}: duplicate {ntype} id {values[dup]!r}"
+                f"{location}, row {dup + 1}: duplicate {ntype} id {values[dup].item()!r}"
             )
         dup -= n

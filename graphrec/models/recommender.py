@@ -58,8 +58,13 @@ def build_model(
     init_mean: float = 0.0,
 ) -> Recommender:
     encoder = ENCODERS[cfg.name](
-        num_nodes, feature_dims, edge_types, hidden=cfg.hidden,
-        embedding_dim=cfg.embedding_dim, num_layers=num_layers, dropout=cfg.dropout,
+        num_nodes,
+        feature_dims,
+        edge_types,
+        hidden=cfg.hidden,
+        embedding_dim=cfg.embedding_dim,
+        num_layers=num_layers,
+        dropout=cfg.dropout,
         aggr=cfg.aggr,
     )
     user, _, item = target

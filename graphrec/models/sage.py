@@ -59,8 +59,9 @@ class HeteroSAGE(nn.Module):
             {t: nn.Linear(embedding_dim + feature_dims.get(t, 0), hidden) for t in num_nodes}
         )
         self.convs = nn.ModuleList(
-            HeteroConv({et: SAGEConv((hidden, hidden), hidden, aggr=aggr) for et in edge_types},
-                       aggr="sum")
+            HeteroConv(
+                {et: SAGEConv((hidden, hidden), hidden, aggr=aggr) for et in edge_types}, aggr="sum"
+            )
             for _ in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)

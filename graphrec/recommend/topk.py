@@ -46,7 +46,9 @@ def topk_unseen(
         stop = min(start + batch_users, num_users)
         s = user_vectors[start:stop] @ item_t
         lo, hi = indptr[start], indptr[stop]
-        rows = torch.repeat_interleave(torch.arange(stop - start), indptr[start + 1:stop + 1] - indptr[start:stop])
+        rows = torch.repeat_interleave(
+            torch.arange(stop - start), indptr[start + 1 : stop + 1] - indptr[start:stop]
+        )
         s[rows, indices[lo:hi]] = float("-inf")
         val, idx = torch.topk(s, k_eff, dim=1)
         idx[val == float("-inf")] = -1

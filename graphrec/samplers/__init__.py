@@ -8,6 +8,8 @@ from graphrec.samplers.neighbor import (
 )
 
 __all__ = [
-    "GraphRecNeighborSampler", "compiled_sampler_available", "make_neighbor_sampler",
+    "GraphRecNeighborSampler",
+    "compiled_sampler_available",
+    "make_neighbor_sampler",
     "sample_adjacent",
 ]

@@ -143,7 +143,11 @@ class GraphRecNeighborSampler(NeighborSampler):
                     hop_edges.append((r, src, nbr, lookup[dst][frontier[dst][owner]], pos))
                 new_frontier = {}
                 for ntype in self.node_types:
-                    ids = torch.cat(found[ntype]) if found[ntype] else torch.empty(0, dtype=torch.long)
+                    ids = (
+                        torch.cat(found[ntype])
+                        if found[ntype]
+                        else torch.empty(0, dtype=torch.long)
+                    )
                     new_frontier[ntype] = add(ntype, ids)
                     num_sampled_nodes[ntype].append(len(new_frontier[ntype]))
                 for r, src, nbr, col, pos in hop_edges:  # relabel once all nodes are known

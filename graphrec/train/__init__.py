@@ -4,6 +4,10 @@ from graphrec.train.loop import TrainResult, train_loop
 from graphrec.train.metrics import evaluate_ranking, popularity_vectors, ranking_metrics, rmse
 
 __all__ = [
-    "TrainResult", "evaluate_ranking", "popularity_vectors", "ranking_metrics", "rmse",
+    "TrainResult",
+    "evaluate_ranking",
+    "popularity_vectors",
+    "ranking_metrics",
+    "rmse",
     "train_loop",
 ]

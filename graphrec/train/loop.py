@@ -69,7 +69,9 @@ def class_weights(labels: Tensor) -> tuple[Tensor, Tensor]:
     return values, weights
 
 
-def batch_loss(model: Recommender, batch: HeteroData, cfg: JobConfig, cw=None) -> tuple[Tensor, int]:
+def batch_loss(
+    model: Recommender, batch: HeteroData, cfg: JobConfig, cw=None
+) -> tuple[Tensor, int]:
     """Loss of one mini-batch and its number of labelled (positive) edges."""
     z = model.encode(batch)
     t = cfg.train
@@ -90,7 +92,9 @@ def batch_loss(model: Recommender, batch: HeteroData, cfg: JobConfig, cw=None) -
     return err.mean(), len(y)
 
 
-def validate(model: Recommender, graph: Graph, data: HeteroData, split: EdgeSplit, cfg: JobConfig) -> tuple[str, float]:
+def validate(
+    model: Recommender, graph: Graph, data: HeteroData, split: EdgeSplit, cfg: JobConfig
+) -> tuple[str, float]:
     """The validation metric: RMSE (rating objective) or NDCG@k (link objective)."""
     ei = graph.target_index
     if cfg.train.objective == "rating":
@@ -104,7 +108,9 @@ def validate(model: Recommender, graph: Graph, data: HeteroData, split: EdgeSpli
     n_users = graph.num_nodes[graph.user_type]
     exclude = to_csr(ei[0, split.train], ei[1, split.train], n_users)
     pos = positives(graph, split.val, cfg.evaluate.positive_threshold)
-    m = evaluate_ranking(uv, iv, exclude, ei[0, pos], ei[1, pos], cfg.evaluate.k, cfg.evaluate.batch_users)
+    m = evaluate_ranking(
+        uv, iv, exclude, ei[0, pos], ei[1, pos], cfg.evaluate.k, cfg.evaluate.batch_users
+    )
     return f"val_ndcg@{cfg.evaluate.k}", m[f"ndcg@{cfg.evaluate.k}"]
 
 
@@ -136,8 +142,14 @@ def train_loop(
         sample_s = compute_s = 0.0
         loss_sum, n_lab, n_batches = 0.0, 0, 0
         it = iter(loader)
-        bar = tqdm(total=len(loader) if t.max_batches_per_epoch is None else min(len(loader), t.max_batches_per_epoch),
-                   desc=f"epoch {epoch}", leave=False, disable=not progress)
+        bar = tqdm(
+            total=len(loader)
+            if t.max_batches_per_epoch is None
+            else min(len(loader), t.max_batches_per_epoch),
+            desc=f"epoch {epoch}",
+            leave=False,
+            disable=not progress,
+        )
         while t.max_batches_per_epoch is None or n_batches < t.max_batches_per_epoch:
             ts = time.perf_counter()
             batch = next(it, None)

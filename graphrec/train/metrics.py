@@ -58,11 +58,11 @@ def evaluate_ranking(
     return ranking_metrics(top, pos_users, pos_items, len(item_vectors), k)
 
 
-def popularity_vectors(train_items: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+def popularity_vectors(
+    train_items: Tensor, num_users: int, num_items: int
+) -> tuple[Tensor, Tensor]:
     """Vectors whose inner products rank items by training popularity for every user."""
     pop = torch.bincount(train_items, minlength=num_items).double()
     # a tiny id-based tie-break keeps the ranking deterministic
     pop = pop + torch.arange(num_items, 0, -1, dtype=torch.float64) / (10 * num_items)
     return torch.ones(num_users, 1, dtype=torch.float64), pop.unsqueeze(1)
-
-

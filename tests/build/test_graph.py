@@ -1,0 +1,82 @@
+"""Arrow -> HeteroData: id mapping, features, reverse edges, leak-free splits."""
+
+import pyarrow as pa
+import torch
+
+from graphrec.build import build_graph, message_graph, split_edges
+from graphrec.build.features import multi_hot, numeric
+from graphrec.build.split import random_split, temporal_split
+from graphrec.config import SplitConfig
+from graphrec.loaders import extract, make_source
+
+
+def tiny_graph(cfg):
+    tables = extract(make_source(cfg.extract), progress=False)
+    return tables, build_graph(tables, cfg, progress=False)
+
+
+def test_ids_are_contiguous_and_map_back(tiny_cfg):
+    tables, g = tiny_graph(tiny_cfg)
+    assert g.num_nodes == {"user": 12, "movie": 20}
+    ei = g.target_index
+    assert ei.shape == (2, 96)
+    assert int(ei[0].max()) < 12 and int(ei[1].max()) < 20 and int(ei.min()) >= 0
+    # original ids survive the round trip for every edge
+    src = g.node_ids["user"].take(pa.array(ei[0].numpy()))
+    dst = g.node_ids["movie"].take(pa.array(ei[1].numpy()))
+    assert src.to_pylist() == tables.edges["rates"].column("src").to_pylist()
+    assert dst.to_pylist() == tables.edges["rates"].column("dst").to_pylist()
+    assert torch.equal(g.label, torch.tensor(tables.edges["rates"].column("rating").to_pylist()))
+
+
+def test_features_and_reverse_edges(tiny_cfg):
+    _, g = tiny_graph(tiny_cfg)
+    assert "user" not in g.x  # users: learnable embedding only
+    assert g.x["movie"].shape == (20, 5)  # 4 genres + "(none)"
+    data = message_graph(g)
+    rev = data["movie", "rev_rates", "user"].edge_index
+    assert torch.equal(rev, g.target_index.flip(0))
+
+
+def test_multi_hot():
+    out = multi_hot(pa.chunked_array([["a|b", "b", None, "c|a"]]), "|")
+    assert out.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1]]
+
+
+def test_numeric_standardises_and_fills():
+    out = numeric(pa.chunked_array([[1.0, 3.0, None]]), "x").flatten()
+    assert torch.allclose(out, torch.tensor([-1.0, 1.0, 0.0]))
+
+
+def test_random_split_is_seeded_disjoint_and_complete():
+    a, b = random_split(1000, 0.1, 0.1, seed=3), random_split(1000, 0.1, 0.1, seed=3)
+    assert torch.equal(a.test, b.test)
+    assert (len(a.train), len(a.val), len(a.test)) == (800, 100, 100)
+    allidx = torch.cat([a.train, a.val, a.test]).sort().values
+    assert torch.equal(allidx, torch.arange(1000))
+    assert not torch.equal(a.test, random_split(1000, 0.1, 0.1, seed=4).test)
+
+
+def test_temporal_split_holds_out_each_users_latest():
+    user = torch.tensor([0] * 10 + [1] * 10 + [2])
+    time = torch.tensor(list(range(10, 0, -1)) + list(range(10)) + [5])
+    s = temporal_split(user, time, 0.1, 0.2)
+    for u in (0, 1):
+        mine = (user == u).nonzero().flatten()
+        test = [i for i in s.test.tolist() if user[i] == u]
+        train = [i for i in s.train.tolist() if user[i] == u]
+        assert len(test) == 2 and len([i for i in s.val.tolist() if user[i] == u]) == 1
+        assert min(time[test]) > max(time[train])
+        assert len(mine) == 10
+    assert 20 in s.train.tolist()  # a user with one edge keeps it for training
+
+
+def test_held_out_edges_are_not_in_the_message_graph(tiny_cfg):
+    _, g = tiny_graph(tiny_cfg)
+    s = split_edges(SplitConfig(val=0.2, test=0.2, seed=1), 96, g.target_index[0], g.time)
+    data = message_graph(g, s.train)
+    present = {tuple(e) for e in data["user", "rates", "movie"].edge_index.t().tolist()}
+    held = {tuple(e) for e in g.target_index[:, torch.cat([s.val, s.test])].t().tolist()}
+    assert len(present) == len(s.train) and not present & held
+    rev = {tuple(e) for e in data["movie", "rev_rates", "user"].edge_index.flip(0).t().tolist()}
+    assert rev == present

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from graphrec.config import JobConfig, load_config
+from graphrec.errors import ConfigError
+from tests.conftest import make_config, tiny_config_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_configs_are_shipped():
+    assert len(SHIPPED) >= 2
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(path)
+    assert isinstance(cfg, JobConfig)
+    assert cfg.build.target in cfg.extract.edges
+    # the data a shipped config names is in the repo, never outside it
+    assert (ROOT / cfg.extract.root).is_dir()
+    assert not Path(cfg.extract.root).is_absolute()
+
+
+def test_overrides_are_typed(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(
+        "configs/movielens.yaml", ["train.epochs=3", "sampler.num_neighbors=[4,2]", "train.lr=1e-3"]
+    )
+    assert cfg.train.epochs == 3
+    assert cfg.sampler.num_neighbors == [4, 2]
+    assert cfg.train.lr == pytest.approx(1e-3)
+
+
+def test_unknown_key_suggests_the_right_one(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ConfigError, match=r"train\.epoch'.*did you mean 'epochs'"):
+        load_config("configs/movielens.yaml", ["train.epoch=3"])
+
+
+def test_wrong_type_names_the_key(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ConfigError, match=r"train\.epochs='many': expected int"):
+        load_config("configs/movielens.yaml", ["train.epochs=many"])
+
+
+def test_loss_must_fit_objective(tiny_root, tmp_path):
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["train"].update(objective="link", loss="mse")
+    with pytest.raises(ConfigError, match="does not fit train.objective='link'"):
+        make_config(data)
+
+
+def test_label_must_be_read(tiny_root, tmp_path):
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["build"]["label"] = "stars"
+    with pytest.raises(ConfigError, match="'stars' is not a property of edge type 'rates'"):
+        make_config(data)
+
+
+def test_edge_endpoint_must_be_a_node_type(tiny_root, tmp_path):
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["extract"]["edges"]["rates"]["dst"] = "film"
+    with pytest.raises(ConfigError, match="node type 'film' is not in extract.nodes"):
+        make_config(data)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("nope/missing.yaml")
