@@ -25,11 +25,16 @@ MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 def encode_feature(
-    column: pa.ChunkedArray, spec: FeatureSpec, cache_dir: str, stats: dict, where: str
+    column: pa.ChunkedArray,
+    spec: FeatureSpec,
+    cache_dir: str,
+    stats: dict,
+    where: str,
+    progress: bool = True,
 ) -> torch.Tensor:
     """Encode one node property into a float32 ``[num_nodes, dim]`` tensor."""
     if spec.kind == "text":
-        return encode_text(column, spec, cache_dir, stats)
+        return encode_text(column, spec, cache_dir, stats, progress)
     if spec.kind == "multi_hot":
         return multi_hot(column, spec.separator)
     if spec.kind == "numeric":
@@ -81,7 +86,7 @@ def resolve_text_model(name: str) -> str:
 
 
 def encode_text(
-    column: pa.ChunkedArray, spec: FeatureSpec, cache_dir: str, stats: dict
+    column: pa.ChunkedArray, spec: FeatureSpec, cache_dir: str, stats: dict, progress: bool = True
 ) -> torch.Tensor:
     texts = pc.fill_null(column.combine_chunks().cast(pa.string()), "").to_pylist()
     model_ref = resolve_text_model(spec.model)
@@ -105,7 +110,7 @@ def encode_text(
     emb = model.encode(
         texts,
         batch_size=spec.batch_size,
-        show_progress_bar=True,
+        show_progress_bar=progress,
         convert_to_numpy=True,
         normalize_embeddings=True,
     ).astype(np.float32)

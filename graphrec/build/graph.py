@@ -94,6 +94,7 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
                 bcfg.cache_dir,
                 stats,
                 f"build.features.{ntype}.{s.property}",
+                progress,
             )
             for s in specs
         ]
