@@ -205,6 +205,11 @@ class TrainConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """Adam weight decay."""
+    num_negatives: int = 1
+    """link: sampled non-edges per positive edge (uniform over items)."""
+    disjoint_ratio: float = 0.0
+    """Share of training edges supervised each epoch and kept out of that epoch's message
+    graph (redrawn every epoch); 0: supervise every edge with all edges in the graph."""
     patience: int = 5
     """Stop after this many epochs without validation improvement (0: never)."""
     max_batches_per_epoch: int | None = None
@@ -223,6 +228,10 @@ class TrainConfig:
             )
         if self.epochs < 1:
             raise ConfigError("train.epochs must be >= 1")
+        if self.num_negatives < 1:
+            raise ConfigError("train.num_negatives must be >= 1")
+        if not 0.0 <= self.disjoint_ratio < 1.0:
+            raise ConfigError("train.disjoint_ratio must be in [0, 1)")
 
 
 # --------------------------------------------------------------------------- evaluate

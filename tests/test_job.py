@@ -39,12 +39,12 @@ def tiny_ratings(root):
 
 
 @pytest.mark.parametrize(
-    "objective,loss",
-    [("rating", "mse"), ("rating", "weighted_mse"), ("link", "bpr"), ("link", "bce")],
+    "objective,loss,negatives",
+    [("rating", "mse", 1), ("rating", "weighted_mse", 1), ("link", "bpr", 3), ("link", "bce", 2)],
 )
-def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss):
+def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss, negatives):
     data = tiny_config_dict(tiny_root, tmp_path)
-    data["train"].update(objective=objective, loss=loss)
+    data["train"].update(objective=objective, loss=loss, num_negatives=negatives)
     result = run_job(make_config(data), progress=False)
     m = json.loads((result.run_dir / "metrics.json").read_text())
     for key in ("rmse", "recall@20", "ndcg@20", "baseline_popularity", "seconds"):
@@ -103,9 +103,12 @@ def test_debug_config_on_bundled_movielens(monkeypatch, tmp_path):
     )
     result = run_job(cfg, progress=False)
     m = result.metrics
-    assert 0.5 < m["rmse"] < 1.5
-    assert 0.0 <= m["ndcg@20"] <= 1.0
-    assert m["baseline_popularity"]["ndcg@20"] > 0.05
+    # guard the numbers: a fixed-seed run must stay near its stored reference
+    ref = json.loads((ROOT / "tests/reference/debug-metrics.json").read_text())
+    for key, tol in ref["tolerance"].items():
+        assert abs(m[key] - ref[key]) <= tol, (key, m[key], ref[key])
+    for key, value in ref["baseline_popularity"].items():
+        assert m["baseline_popularity"][key] == pytest.approx(value, abs=1e-9)
     ratings = [
         (int(r["userId"]), int(r["movieId"]))
         for r in csv.DictReader(open(ROOT / "data/movielens-small/ratings.csv"))

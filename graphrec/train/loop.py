@@ -47,7 +47,8 @@ def make_loader(
     label = graph.label[edges] if t.objective == "rating" else None
     neg = None
     if t.objective == "link":
-        neg = NegativeSampling("triplet" if t.loss == "bpr" else "binary", amount=1)
+        mode = "triplet" if t.loss == "bpr" else "binary"
+        neg = NegativeSampling(mode, amount=t.num_negatives)
     sampler = make_neighbor_sampler(data, cfg.sampler.num_neighbors, cfg.sampler.backend)
     return LinkNeighborLoader(
         data,
@@ -79,8 +80,10 @@ def batch_loss(
     if t.loss == "bpr":
         src = batch[model.user].src_index
         pos = model.score(batch, z, torch.stack([src, batch[model.item].dst_pos_index]))
-        neg = model.score(batch, z, torch.stack([src, batch[model.item].dst_neg_index.view(-1)]))
-        return -F.logsigmoid(pos - neg).mean(), len(src)
+        neg_items = batch[model.item].dst_neg_index.view(len(src), -1)  # [B, negatives]
+        src_rep = src.unsqueeze(1).expand_as(neg_items)
+        neg = model.score(batch, z, torch.stack([src_rep.reshape(-1), neg_items.reshape(-1)]))
+        return -F.logsigmoid(pos.unsqueeze(1) - neg.view_as(neg_items)).mean(), len(src)
     pred = model.score(batch, z, store.edge_label_index)
     y = store.edge_label.float()
     if t.loss == "bce":
@@ -114,6 +117,22 @@ def validate(
     return f"val_ndcg@{cfg.evaluate.k}", m[f"ndcg@{cfg.evaluate.k}"]
 
 
+def disjoint_loader(
+    graph: Graph, train: Tensor, cfg: JobConfig, gen: torch.Generator
+) -> LinkNeighborLoader:
+    """A loader whose supervision edges are not in its message-passing graph.
+
+    A fresh random ``train.disjoint_ratio`` share of the training edges is supervised this
+    epoch and the rest carry messages, so the model cannot score an edge by finding it in
+    its own neighbourhood (PyG's ``RandomLinkSplit(disjoint_train_ratio=...)``, redrawn
+    every epoch so every edge is supervised over the run).
+    """
+    perm = train[torch.randperm(len(train), generator=gen)]
+    n_sup = max(1, round(len(train) * cfg.train.disjoint_ratio))
+    sup, msg = perm[:n_sup].sort().values, perm[n_sup:].sort().values
+    return make_loader(message_graph(graph, msg, cfg.build.reverse_edges), graph, sup, cfg)
+
+
 def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
     """The held-out edges that count as positives (label >= threshold, or all)."""
     if graph.label is None:
@@ -129,6 +148,7 @@ def train_loop(
     torch.manual_seed(t.seed)
     data = message_graph(graph, split.train, cfg.build.reverse_edges)
     loader = make_loader(data, graph, split.train, cfg)
+    gen = torch.Generator().manual_seed(t.seed)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     cw = class_weights(graph.label[split.train]) if t.loss == "weighted_mse" else None
     has_val = len(split.val) > 0
@@ -141,6 +161,8 @@ def train_loop(
         t0 = time.perf_counter()
         sample_s = compute_s = 0.0
         loss_sum, n_lab, n_batches = 0.0, 0, 0
+        if t.disjoint_ratio > 0:
+            loader = disjoint_loader(graph, split.train, cfg, gen)
         it = iter(loader)
         bar = tqdm(
             total=len(loader)

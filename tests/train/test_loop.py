@@ -1,0 +1,57 @@
+"""The training loop's pieces: disjoint supervision, class weights, best-epoch restore."""
+
+import torch
+
+from graphrec.build import build_graph, message_graph, split_edges
+from graphrec.loaders import extract, make_source
+from graphrec.models import build_model
+from graphrec.train.loop import class_weights, disjoint_loader, train_loop, validate
+
+
+def graph_and_split(cfg):
+    g = build_graph(extract(make_source(cfg.extract), progress=False), cfg, progress=False)
+    s = split_edges(cfg.build.split, g.target_index.shape[1], g.target_index[0], g.time)
+    return g, s
+
+
+def test_disjoint_supervision_edges_are_not_in_the_message_graph(tiny_cfg):
+    tiny_cfg.train.disjoint_ratio = 0.25
+    g, s = graph_and_split(tiny_cfg)
+    loader = disjoint_loader(g, s.train, tiny_cfg, torch.Generator().manual_seed(0))
+    data = loader.data
+    msg = {tuple(e) for e in data["user", "rates", "movie"].edge_index.t().tolist()}
+    sup = {tuple(e) for e in loader.edge_label_index[1].t().tolist()}
+    train = {tuple(e) for e in g.target_index[:, s.train].t().tolist()}
+    assert not msg & sup
+    assert msg | sup == train
+    assert len(sup) == round(0.25 * len(s.train))
+
+
+def test_class_weights_are_inverse_frequency():
+    values, weights = class_weights(torch.tensor([1.0, 1.0, 1.0, 5.0]))
+    assert values.tolist() == [1.0, 5.0]
+    assert torch.allclose(weights, torch.tensor([4 / (2 * 3), 4 / (2 * 1)]))
+
+
+def test_best_epoch_weights_are_restored(tiny_cfg):
+    tiny_cfg.train.epochs = 4
+    tiny_cfg.train.patience = 0
+    g, s = graph_and_split(tiny_cfg)
+    torch.manual_seed(0)
+    data = message_graph(g, s.train)
+    model = build_model(
+        tiny_cfg.model,
+        g.num_nodes,
+        {t: x.shape[1] for t, x in g.x.items()},
+        data.edge_types,
+        g.target,
+        2,
+        float(g.label[s.train].mean()),
+    )
+    result = train_loop(model, g, s, tiny_cfg, progress=False)
+    assert len(result.history) == 4
+    best = min(r["val_rmse"] for r in result.history)
+    assert result.best_val == best
+    assert result.history[result.best_epoch - 1]["val_rmse"] == best
+    _, again = validate(model, g, data, s, tiny_cfg)
+    assert abs(again - best) < 1e-6
