@@ -73,8 +73,11 @@ def main() -> None:
     p.add_argument("--fanout", default="10,5")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--batches", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--out", default="bench/results")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     fanout = [int(x) for x in a.fanout.split(",")]
     data = power_law_graph(a.edges, a.users, a.items)
     result = {
