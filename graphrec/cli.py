@@ -33,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="key.path=value",
         help="dotted config overrides, e.g. train.epochs=3",
     )
-    args = parser.parse_args(argv)
+    # Options and key=value overrides may come in any order: overrides after an option
+    # arrive as "unknown" arguments.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = list(args.overrides) + extra
     try:
         return _run(args)
     except GraphRecError as exc:

@@ -218,6 +218,8 @@ class TrainConfig:
     """Seed of model init, sampling and negatives."""
     threads: int | None = None
     """torch intra-op threads (None: all cores)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model trains and scores: auto picks cuda when a GPU is visible."""
 
     def __post_init__(self) -> None:
         ok = {"rating": ("mse", "weighted_mse"), "link": ("bce", "bpr")}[self.objective]

@@ -151,7 +151,7 @@ def evaluate_test(model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobCo
     """
     ei = graph.target_index
     seen = torch.cat([split.train, split.val])
-    data = message_graph(graph, seen, cfg.build.reverse_edges)
+    data = message_graph(graph, seen, cfg.build.reverse_edges).to(model.device)
     n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
     k, batch = cfg.evaluate.k, cfg.evaluate.batch_users
     exclude = to_csr(ei[0, seen], ei[1, seen], n_users)
@@ -161,8 +161,8 @@ def evaluate_test(model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobCo
         model.eval()
         with torch.no_grad():
             z = model.encode(data)
-            pred = model.score(data, z, ei[:, split.test])
-        out["rmse"] = rmse(pred, graph.label[split.test])
+            pred = model.score(data, z, ei[:, split.test].to(model.device))
+        out["rmse"] = rmse(pred.cpu(), graph.label[split.test])
     uv, iv = model.vectors(data)
     out.update(evaluate_ranking(uv, iv, exclude, ei[0, pos], ei[1, pos], k, batch))
     pu, pi = popularity_vectors(ei[1, split.train], n_users, n_items)
@@ -176,7 +176,7 @@ def recommend(model: Recommender, graph: Graph, cfg: JobConfig, progress: bool) 
     """Top-k unseen items for every user, scored on the full graph, as an Arrow table."""
     ei = graph.target_index
     n_users = graph.num_nodes[graph.user_type]
-    data = message_graph(graph, None, cfg.build.reverse_edges)
+    data = message_graph(graph, None, cfg.build.reverse_edges).to(model.device)
     uv, iv = model.vectors(data)
     exclude = to_csr(ei[0], ei[1], n_users)  # every item the user already has an edge to
     k = cfg.recommend.k
@@ -207,7 +207,7 @@ def save_checkpoint(
         pq.write_table(pa.table({"id": ids}), run_dir / "id_map" / f"{ntype}.parquet")
     torch.save(
         {
-            "model": model.state_dict(),
+            "model": {k: v.cpu() for k, v in model.state_dict().items()},
             "config": to_dict(cfg),
             "best_epoch": result.best_epoch,
             "feature_dims": {t: x.shape[1] for t, x in graph.x.items()},

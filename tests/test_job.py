@@ -114,3 +114,30 @@ def test_debug_config_on_bundled_movielens(monkeypatch, tmp_path):
         for r in csv.DictReader(open(ROOT / "data/movielens-small/ratings.csv"))
     ]
     check_recommendations(result.run_dir, ratings, k=10, n_users=610)
+
+
+def test_cli_runs_with_options_and_overrides_in_any_order(tiny_root, tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict(tiny_root, tmp_path)))
+    out = tmp_path / "cli-run"
+    assert (
+        main(
+            [
+                "run",
+                "train.epochs=1",
+                "--config",
+                str(path),
+                "--quiet",
+                f"write.run_dir={out}",
+                "recommend.k=2",
+            ]
+        )
+        == 0
+    )
+    assert f"run folder: {out}" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["history"]) == 1 and m["recommendations"]["k"] == 2
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(path), "--no-such-flag"])

@@ -35,9 +35,9 @@ class DotDecoder(nn.Module):
 
     def user_vectors(self, z_u: Tensor) -> Tensor:
         """``[U, H+1]``: ``[z_u, 1]``, so that ``user_vectors @ item_vectors.T`` ranks items."""
-        return torch.cat([z_u, torch.ones(len(z_u), 1, dtype=z_u.dtype)], dim=1)
+        return torch.cat([z_u, torch.ones(len(z_u), 1, dtype=z_u.dtype, device=z_u.device)], dim=1)
 
     def item_vectors(self, z_i: Tensor, i_id: Tensor | None = None) -> Tensor:
         """``[I, H+1]``: ``[z_i, b_i]``."""
-        ids = torch.arange(len(z_i)) if i_id is None else i_id
+        ids = torch.arange(len(z_i), device=z_i.device) if i_id is None else i_id
         return torch.cat([z_i, self.item_bias(ids)], dim=1)

@@ -22,10 +22,15 @@ class Recommender(nn.Module):
         self.decoder = decoder
         self.user, self.item = user, item
 
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.mean.device
+
     def encode(self, data: HeteroData) -> dict[str, Tensor]:
         """Embeddings of every node in ``data`` (a sampled batch or the whole graph)."""
+        device = self.device
         n_id = {
-            t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes)
+            t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes, device=device)
             for t in data.node_types
         }
         x = {t: data[t].x for t in data.node_types if "x" in data[t]}

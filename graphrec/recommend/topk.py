@@ -36,22 +36,24 @@ def topk_unseen(
     Returns ``(items [U, k], scores [U, k])``, best first. Where a user has fewer than ``k``
     unseen items the tail is ``-1`` with score ``-inf``.
     """
-    indptr, indices = exclude
+    device = user_vectors.device  # scores are computed where the vectors live (CPU or GPU)
+    indptr, indices = exclude[0].to(device), exclude[1].to(device)
     num_users, num_items = len(user_vectors), len(item_vectors)
     k_eff = min(k, num_items)
     items = torch.full((num_users, k), -1, dtype=torch.long)
     scores = torch.full((num_users, k), float("-inf"))
-    item_t = item_vectors.t().contiguous()
+    item_t = item_vectors.to(device).t().contiguous()
     for start in tqdm(range(0, num_users, batch_users), desc=desc, disable=not progress):
         stop = min(start + batch_users, num_users)
         s = user_vectors[start:stop] @ item_t
         lo, hi = indptr[start], indptr[stop]
         rows = torch.repeat_interleave(
-            torch.arange(stop - start), indptr[start + 1 : stop + 1] - indptr[start:stop]
+            torch.arange(stop - start, device=device),
+            indptr[start + 1 : stop + 1] - indptr[start:stop],
         )
         s[rows, indices[lo:hi]] = float("-inf")
         val, idx = torch.topk(s, k_eff, dim=1)
         idx[val == float("-inf")] = -1
-        items[start:stop, :k_eff] = idx
-        scores[start:stop, :k_eff] = val
+        items[start:stop, :k_eff] = idx.cpu()
+        scores[start:stop, :k_eff] = val.float().cpu()
     return items, scores

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
+from graphrec.errors import ConfigError
 from graphrec.models.recommender import Recommender
 from graphrec.recommend.topk import to_csr
 from graphrec.samplers.neighbor import make_neighbor_sampler
@@ -61,6 +62,15 @@ def make_loader(
         num_workers=cfg.sampler.num_workers,
         neighbor_sampler=sampler,
     )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when one is visible, else the CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no GPU is visible: use train.device=cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 def class_weights(labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,9 +114,9 @@ def validate(
         model.eval()
         with torch.no_grad():
             z = model.encode(data)
-            pred = model.score(data, z, ei[:, split.val])
+            pred = model.score(data, z, ei[:, split.val].to(model.device))
         model.train()
-        return "val_rmse", rmse(pred, graph.label[split.val])
+        return "val_rmse", rmse(pred.cpu(), graph.label[split.val])
     uv, iv = model.vectors(data)
     n_users = graph.num_nodes[graph.user_type]
     exclude = to_csr(ei[0, split.train], ei[1, split.train], n_users)
@@ -146,11 +156,17 @@ def train_loop(
     """Train ``model`` in place on ``split.train``; keep the best validation epoch's weights."""
     t = cfg.train
     torch.manual_seed(t.seed)
+    device = resolve_device(t.device)
+    model.to(device)
     data = message_graph(graph, split.train, cfg.build.reverse_edges)
+    # the loader samples from `data` on the CPU; validation runs the full graph on `device`
+    eval_data = message_graph(graph, split.train, cfg.build.reverse_edges).to(device)
     loader = make_loader(data, graph, split.train, cfg)
     gen = torch.Generator().manual_seed(t.seed)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    cw = class_weights(graph.label[split.train]) if t.loss == "weighted_mse" else None
+    cw = None
+    if t.loss == "weighted_mse":
+        cw = tuple(w.to(device) for w in class_weights(graph.label[split.train]))
     has_val = len(split.val) > 0
     lower_is_better = t.objective == "rating"
     result = TrainResult()
@@ -179,6 +195,7 @@ def train_loop(
                 break
             tc = time.perf_counter()
             sample_s += tc - ts
+            batch = batch.to(device)
             opt.zero_grad()
             loss, n = batch_loss(model, batch, cfg, cw)
             loss.backward()
@@ -201,7 +218,7 @@ def train_loop(
             "batches": n_batches,
         }
         if has_val:
-            name, value = validate(model, graph, data, split, cfg)
+            name, value = validate(model, graph, eval_data, split, cfg)
             result.val_metric = name
             row[name] = value
             better = result.best_val is None or (
@@ -231,5 +248,6 @@ def train_loop(
         "sample_seconds": sum(r["sample_seconds"] for r in result.history),
         "compute_seconds": sum(r["compute_seconds"] for r in result.history),
         "sampler": type(loader.link_sampler).__name__,
+        "device": str(device),
     }
     return result

@@ -55,3 +55,17 @@ def test_best_epoch_weights_are_restored(tiny_cfg):
     assert result.history[result.best_epoch - 1]["val_rmse"] == best
     _, again = validate(model, g, data, s, tiny_cfg)
     assert abs(again - best) < 1e-6
+
+
+def test_device_auto_and_missing_gpu():
+    import pytest
+
+    from graphrec.errors import ConfigError
+    from graphrec.train.loop import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no GPU is visible"):
+            resolve_device("cuda")
