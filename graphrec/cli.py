@@ -33,15 +33,39 @@ def main(argv: list[str] | None = None) -> int:
         metavar="key.path=value",
         help="dotted config overrides, e.g. train.epochs=3",
     )
+
+    synth = sub.add_parser("synth", help="write a seeded synthetic power-law graph (Parquet)")
+    synth.add_argument("--edges", type=float, required=True, help="about this many edges")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--users", type=int, default=None)
+    synth.add_argument("--items", type=int, default=None)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--quiet", action="store_true")
+
+    load = sub.add_parser("load", help="bulk-load the config's files into its Neo4j database")
+    load.add_argument("--config", type=Path, required=True)
+    load.add_argument("--batch-rows", type=int, default=10_000)
+    load.add_argument("--parallel", type=int, default=1, help="relationship writers")
+    load.add_argument("--replace", action="store_true", help="delete and reload relationships")
+    load.add_argument("--quiet", action="store_true")
+    load.add_argument("overrides", nargs="*", metavar="key.path=value")
+
+    insp = sub.add_parser("inspect", help="list labels, types, counts and properties in Neo4j")
+    insp.add_argument("--config", type=Path, default=None, help="take extract.neo4j from here")
+    insp.add_argument("--uri", default=None, help="or connect here (password: $NEO4J_PASSWORD)")
+    insp.add_argument("--json", action="store_true")
+    insp.add_argument("overrides", nargs="*", metavar="key.path=value")
     # Options and key=value overrides may come in any order: overrides after an option
     # arrive as "unknown" arguments.
     args, extra = parser.parse_known_args(argv)
     unknown = [e for e in extra if e.startswith("-") or "=" not in e]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.overrides = list(args.overrides) + extra
+    args.overrides = list(getattr(args, "overrides", [])) + extra
     try:
-        return _run(args)
+        return {"run": _run, "synth": _synth, "load": _load, "inspect": _inspect}[args.command](
+            args
+        )
     except GraphRecError as exc:
         print(f"graphrec: error: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +95,52 @@ def _run(args: argparse.Namespace) -> int:
     summary["seconds"] = {k: round(v, 1) for k, v in m["seconds"].items()}
     print(json.dumps(summary, indent=1))
     print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from graphrec.synth import synth_graph
+
+    stats = synth_graph(
+        args.out, int(args.edges), args.users, args.items, args.seed, progress=not args.quiet
+    )
+    print(json.dumps(stats, indent=1))
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from graphrec.config import load_config
+    from graphrec.loaders import extract
+    from graphrec.loaders.files import FileSource
+    from graphrec.sinks.neo4j_graph import load_graph
+
+    cfg = load_config(args.config, args.overrides)
+    files = dataclasses.replace(cfg.extract, source="files")
+    tables = extract(FileSource(files), progress=not args.quiet)
+    stats = load_graph(
+        tables,
+        cfg.extract,
+        cfg.extract.neo4j,
+        args.batch_rows,
+        args.parallel,
+        args.replace,
+        progress=not args.quiet,
+    )
+    print(json.dumps(stats, indent=1))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from graphrec.config import Neo4jConfig, load_config
+    from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
+
+    ncfg = load_config(args.config, args.overrides).extract.neo4j if args.config else Neo4jConfig()
+    if args.uri:
+        ncfg.uri = args.uri
+    info = inspect_neo4j(ncfg)
+    print(json.dumps(info, indent=1, default=str) if args.json else format_inspection(info))
     return 0
 
 

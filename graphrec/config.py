@@ -38,6 +38,8 @@ class NodeSpec:
     """File or glob under ``extract.root`` (.csv or .parquet); None: ids come from the edges."""
     properties: dict[str, str] = field(default_factory=dict)
     """Properties to read, name -> type (string, float or int)."""
+    label: str | None = None
+    """Database label of this node type (None: the type's name)."""
 
     def __post_init__(self) -> None:
         _check_property_types(self.properties)
@@ -59,9 +61,29 @@ class EdgeSpec:
     """File or glob under ``extract.root`` (.csv or .parquet)."""
     properties: dict[str, str] = field(default_factory=dict)
     """Edge properties to read, name -> type (string, float or int)."""
+    type: str | None = None
+    """Database relationship type (None: the edge type's name)."""
 
     def __post_init__(self) -> None:
         _check_property_types(self.properties)
+
+
+@dataclass
+class Neo4jConfig:
+    """How to reach a Neo4j database (source and sink). The password never lives in YAML."""
+
+    uri: str = "bolt://127.0.0.1:7687"
+    """bolt://, neo4j://, bolt+s:// or neo4j+s:// address."""
+    user: str = "neo4j"
+    """User name."""
+    password_env: str = "NEO4J_PASSWORD"
+    """Environment variable holding the password."""
+    password_file: str | None = None
+    """File holding the password (a mounted Kubernetes Secret); read when set."""
+    database: str = "neo4j"
+    """Database name."""
+    fetch_rows: int = 20_000
+    """Rows fetched per query while extracting (one record of columns per query)."""
 
 
 @dataclass
@@ -82,6 +104,8 @@ class ExtractConfig:
     """Partitions read concurrently."""
     snapshot_dir: str | None = ".graphrec/snapshots"
     """Where extracted tables are cached as Parquet (None: always re-extract)."""
+    neo4j: Neo4jConfig = field(default_factory=Neo4jConfig)
+    """Connection, when ``source: neo4j``."""
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -273,6 +297,12 @@ class WriteConfig:
     """Which sink implementation writes (see ``graphrec.sinks.SINKS``)."""
     run_dir: str | None = None
     """Run folder (None: ``runs/<name>-<timestamp>``)."""
+    relationship: str = "RECOMMENDED"
+    """Database sinks: relationship type of a recommendation."""
+    batch_size: int = 500
+    """Database sinks: users per write transaction (all k rows of a user in one)."""
+    neo4j: Neo4jConfig | None = None
+    """Neo4j sink connection (None: the extract stage's ``extract.neo4j``)."""
 
 
 # --------------------------------------------------------------------------- job

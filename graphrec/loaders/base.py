@@ -97,6 +97,10 @@ class GraphSource(ABC):
         """A string that changes when the source data changes (None: never cache)."""
         return None
 
+    def close(self) -> None:
+        """Release connections (files hold none)."""
+        return None
+
     def stores_nodes(self) -> bool:
         """Whether node types without a file still have their own records (databases do)."""
         return False

@@ -2,18 +2,46 @@
 
 from pathlib import Path
 
-from graphrec.config import WriteConfig
 from graphrec.errors import ConfigError
 from graphrec.sinks.base import COLUMNS, RecommendationSink
 from graphrec.sinks.parquet import ParquetSink
 
-SINKS = {"parquet": lambda cfg, run_dir: ParquetSink(Path(run_dir) / "recommendations.parquet")}
+
+def _parquet(job, run_dir: Path) -> RecommendationSink:
+    return ParquetSink(Path(run_dir) / "recommendations.parquet")
 
 
-def make_sink(cfg: WriteConfig, run_dir: str | Path) -> RecommendationSink:
-    if cfg.sink not in SINKS:
-        raise ConfigError(f"write.sink={cfg.sink!r} is not available (have: {', '.join(SINKS)})")
-    return SINKS[cfg.sink](cfg, run_dir)
+def _neo4j(job, run_dir: Path) -> RecommendationSink:
+    from graphrec.sinks.neo4j import Neo4jSink  # the driver is only needed here
+
+    ecfg, target = job.extract, job.extract.edges[job.build.target]
+    user, item = ecfg.nodes[target.src], ecfg.nodes[target.dst]
+    return Neo4jSink(
+        job.write.neo4j or ecfg.neo4j,
+        user=(user.label or target.src, target.src_id),
+        item=(item.label or target.dst, target.dst_id),
+        relationship=job.write.relationship,
+        model=job.name,
+        run_id=Path(run_dir).name.lstrip(".").removesuffix(".partial"),
+        batch_size=job.write.batch_size,
+    )
 
 
-__all__ = ["COLUMNS", "SINKS", "ParquetSink", "RecommendationSink", "make_sink"]
+SINKS = {"parquet": _parquet, "neo4j": _neo4j}
+
+
+def make_sinks(job) -> list:
+    """Parquet always (the run folder keeps a copy), plus the configured sink."""
+    if job.write.sink not in SINKS:
+        raise ConfigError(
+            f"write.sink={job.write.sink!r} is not available (have: {', '.join(SINKS)})"
+        )
+    names = ["parquet"] + ([job.write.sink] if job.write.sink != "parquet" else [])
+    return names
+
+
+def make_sink(name: str, job, run_dir: str | Path) -> RecommendationSink:
+    return SINKS[name](job, Path(run_dir))
+
+
+__all__ = ["COLUMNS", "SINKS", "ParquetSink", "RecommendationSink", "make_sink", "make_sinks"]

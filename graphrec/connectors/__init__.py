@@ -1,0 +1,1 @@
+"""Connections to graph databases, shared by the sources (extract) and sinks (write back)."""
