@@ -33,6 +33,15 @@ class Neo4jSource(GraphSource):
         super().__init__(cfg)
         self.ncfg = cfg.neo4j
         self._driver = None
+        # every name from config is checked before anything reaches the server
+        for ntype, spec in cfg.nodes.items():
+            q(spec.label or ntype, f"extract.nodes.{ntype}: label")
+            for prop in [spec.id, *spec.properties]:
+                q(prop, f"extract.nodes.{ntype}: property")
+        for name, spec in cfg.edges.items():
+            q(spec.type or name, f"extract.edges.{name}: relationship type")
+            for prop in [spec.src_id, spec.dst_id, *spec.properties]:
+                q(prop, f"extract.edges.{name}: property")
 
     @property
     def driver(self):
@@ -117,38 +126,51 @@ class Neo4jSource(GraphSource):
         return f"neo4j {what} (node ids {lo}..{hi - 1})"
 
     # -- reading ---------------------------------------------------------------------------
-    def _query(self, kind: Kind, name: str, spec, columns: list[str]) -> str:
+    def _query(self, kind: Kind, name: str, spec, columns: list[str], wrap: bool = False) -> str:
+        """One chunk as one record of collected columns.
+
+        ``collect()`` drops nulls, so each column also returns ``count(expr)``; a chunk with
+        nulls is fetched again with ``wrap=True``, which collects ``[expr]`` (a list keeps its
+        null) so the columns stay aligned row by row.
+        """
         if kind == "node":
             lab = q(self.label(name), "label")
-            cols = [f"collect(n.{q(c, 'property')}) AS c{j}" for j, c in enumerate(columns)]
-            return (
-                "UNWIND range($lo, $hi - 1) AS i MATCH (n) WHERE id(n) = i AND n:"
-                + lab
-                + " RETURN collect(id(n)) AS _id, "
-                + ", ".join(cols)
+            exprs = [f"n.{q(c, 'property')}" for c in columns]
+            head = "UNWIND range($lo, $hi - 1) AS i MATCH (n) WHERE id(n) = i AND n:" + lab
+            ids = "collect(id(n)) AS _id, null AS _id2"
+        else:
+            src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
+            rtype = q(self.rel_type(name), "relationship type")
+            exprs = [f"a.{q(spec.src_id, 'property')}", f"b.{q(spec.dst_id, 'property')}"]
+            exprs += [f"r.{q(c, 'property')}" for c in columns[2:]]
+            head = (
+                "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:"
+                + src
+                + f" MATCH (a)-[r:{rtype}]->(b:{dst})"
             )
-        src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
-        rtype = q(self.rel_type(name), "relationship type")
-        exprs = [f"a.{q(spec.src_id, 'property')}", f"b.{q(spec.dst_id, 'property')}"]
-        exprs += [f"r.{q(c, 'property')}" for c in columns[2:]]
-        cols = [f"collect({e}) AS c{j}" for j, e in enumerate(exprs)]
-        return (
-            "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:"
-            + src
-            + f" MATCH (a)-[r:{rtype}]->(b:{dst})"
-            + " RETURN collect(id(a)) AS _id, collect(id(b)) AS _id2, "
-            + ", ".join(cols)
-        )
+            ids = "collect(id(a)) AS _id, collect(id(b)) AS _id2"
+        cols = [
+            f"collect([{e}]) AS c{j}" if wrap else f"collect({e}) AS c{j}, count({e}) AS n{j}"
+            for j, e in enumerate(exprs)
+        ]
+        return f"{head} RETURN count(*) AS n, {ids}, " + ", ".join(cols)
 
     def _read(
         self, part: Partition, spec: NodeSpec | EdgeSpec, columns: list[str]
     ) -> Iterator[pa.RecordBatch]:
         lo, hi, chunk = part.payload
-        query = self._query(part.kind, part.name, spec, columns)
+        fast = self._query(part.kind, part.name, spec, columns)
+        wrapped = self._query(part.kind, part.name, spec, columns, wrap=True)
         with translate(self.ncfg), self.session() as session:
             for start in range(lo, hi, chunk):
-                rec = session.run(query, lo=start, hi=min(start + chunk, hi)).single()
-                arrays = [_to_arrow(rec[f"c{j}"]) for j in range(len(columns))]
+                params = {"lo": start, "hi": min(start + chunk, hi)}
+                rec = session.run(fast, **params).single()
+                if any(rec[f"n{j}"] != rec["n"] for j in range(len(columns))):
+                    rec = session.run(wrapped, **params).single()
+                    values = [[v[0] for v in rec[f"c{j}"]] for j in range(len(columns))]
+                else:
+                    values = [rec[f"c{j}"] for j in range(len(columns))]
+                arrays = [_to_arrow(v) for v in values]
                 self._check_keys(part, spec, columns, arrays, rec)
                 yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
