@@ -12,17 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 from graphrec.config import Neo4jConfig
+from graphrec.connectors.embedded import EmbeddedNeo4j
+from graphrec.errors import GraphRecError
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "neo4j-embedded"
 PASSWORD_ENV = "GRAPHREC_TEST_NEO4J_PASSWORD"
 
 
@@ -32,68 +28,27 @@ def _unavailable(reason: str):
     pytest.skip(f"no Neo4j server: {reason}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def neo4j_cfg(tmp_path_factory) -> Neo4jConfig:
     uri = os.environ.get("GRAPHREC_TEST_NEO4J_URI")
     if uri:
         yield Neo4jConfig(uri=uri, password_env=PASSWORD_ENV)
         return
-    classpath = SERVER / "target" / "classpath.txt"
     if shutil.which("java") is None:
         _unavailable("java is not installed")
-    if not classpath.is_file():
-        _unavailable(f"the server is not built: mvn -q -f {SERVER.name}/pom.xml package")
-    password = secrets.token_urlsafe(16)
-    os.environ[PASSWORD_ENV] = password
-    port = _free_port()
-    data = tmp_path_factory.mktemp("neo4j-data")
-    log = open(data.parent / "neo4j.log", "w")
-    cp = f"{SERVER / 'target' / 'classes'}:{classpath.read_text().strip()}"
-    proc = subprocess.Popen(
-        [
-            "java",
-            "-Xmx2g",
-            "-cp",
-            cp,
-            "io.graphrec.EmbeddedNeo4j",
-            "--data",
-            str(data),
-            "--port",
-            str(port),
-            "--pagecache",
-            "256m",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "NEO4J_PASSWORD": password},
+    if not EmbeddedNeo4j.built():
+        _unavailable("the server is not built: mvn -q -f neo4j-embedded/pom.xml package")
+    server = EmbeddedNeo4j(
+        tmp_path_factory.mktemp("neo4j"), secrets.token_urlsafe(16), PASSWORD_ENV, pagecache="256m"
     )
-    cfg = Neo4jConfig(uri=f"bolt://127.0.0.1:{port}", password_env=PASSWORD_ENV)
     try:
-        deadline = time.monotonic() + 180
-        while "READY" not in Path(log.name).read_text():
-            if proc.poll() is not None:
-                pytest.fail(f"Neo4j exited early:\n{Path(log.name).read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("Neo4j did not start within 180 s")
-            time.sleep(0.5)
-        import neo4j
-
-        with neo4j.GraphDatabase.driver(cfg.uri, auth=("neo4j", password)) as d:
-            d.verify_connectivity()
+        cfg = server.__enter__()
+    except GraphRecError as exc:
+        pytest.fail(str(exc))
+    try:
         yield cfg
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.__exit__()
 
 
 @pytest.fixture(scope="session")

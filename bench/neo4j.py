@@ -1,0 +1,279 @@
+"""Neo4j extraction and write-back throughput: graphrec against the usual ways, one server.
+
+Starts the embedded Neo4j (``neo4j-embedded/``), loads a graph (MovieLens, or a synthetic
+one from ``graphrec synth``), then measures on the same server in one run:
+
+extraction of the rating relationships (edges/s)
+  (a) seed   one query, records into pandas (the seed articles' way)
+  (b) skip   SKIP/LIMIT pages read by P threads (the Spark connector's way)
+  (c) graphrec  graphrec's Neo4jSource at P = 1, 2, 4 partitions, with and without the
+      neo4j-rust-ext decoder (run in a subprocess with it on the path)
+write-back of top-k recommendations (relationships/s)
+  (a) one transaction per row   (b) graphrec's batched, idempotent Neo4jSink
+
+    NEO4J_PASSWORD is not needed: the bench sets its own.
+    python bench/neo4j.py --graph movielens
+    python bench/neo4j.py --graph synth --edges 5e6
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pyarrow as pa  # noqa: E402
+
+from graphrec.config import load_config  # noqa: E402
+from graphrec.connectors.neo4j import connect  # noqa: E402
+
+REL_QUERY = (
+    "MATCH (a:User)-[r:RATED]->(b:Movie) RETURN a.userId AS s, b.movieId AS d, r.rating AS x"
+)
+
+
+def job_config(graph: str, root: str, uri: str, env: str, parallelism: int):
+    over = [
+        f"extract.neo4j.uri={uri}",
+        f"extract.neo4j.password_env={env}",
+        f"extract.parallelism={parallelism}",
+        f"extract.root={root}",
+    ]
+    if graph == "synth":  # same schema names as MovieLens, so one set of queries serves both
+        over += [
+            "extract.nodes.movie.id=itemId",
+            "extract.nodes.movie.file=items.parquet",
+            "extract.nodes.movie.properties={title: string, categories: string}",
+            "extract.nodes.user.file=users.parquet",
+            "extract.edges.rates.dst_id=itemId",
+            "extract.edges.rates.file=ratings.parquet",
+            "build.features.movie=[{property: categories, kind: multi_hot}]",
+        ]
+    return load_config(ROOT / "configs/movielens-neo4j.yaml", over)
+
+
+def graphrec_extract(cfg) -> dict:
+    from graphrec.loaders.neo4j import Neo4jSource
+
+    source = Neo4jSource(cfg.extract)
+    try:
+        t0 = time.perf_counter()
+        parts = source.partitions("edge", "rates")
+        with ThreadPoolExecutor(len(parts)) as pool:
+            rows = sum(pool.map(lambda p: sum(b.num_rows for b in source.read(p)), parts))
+        s = time.perf_counter() - t0
+    finally:
+        source.close()
+    return {"edges": rows, "seconds": s, "edges_per_s": rows / s}
+
+
+def seed_extract(ncfg, dst_key: str) -> dict:
+    import pandas as pd
+
+    driver = connect(ncfg)
+    t0 = time.perf_counter()
+    with driver.session() as s:
+        df = pd.DataFrame(s.run(REL_QUERY.replace("movieId", dst_key)).data())
+    sec = time.perf_counter() - t0
+    driver.close()
+    return {"edges": len(df), "seconds": sec, "edges_per_s": len(df) / sec}
+
+
+def skip_limit_extract(ncfg, dst_key: str, parallelism: int, total: int) -> dict:
+    driver = connect(ncfg)
+    page = -(-total // parallelism)
+    q = REL_QUERY.replace("movieId", dst_key) + " SKIP $skip LIMIT $limit"
+
+    def one(i: int) -> int:
+        with driver.session() as s:
+            return len(s.run(q, skip=i * page, limit=page).values())
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(parallelism) as pool:
+        rows = sum(pool.map(one, range(parallelism)))
+    sec = time.perf_counter() - t0
+    driver.close()
+    return {"edges": rows, "seconds": sec, "edges_per_s": rows / sec}
+
+
+def per_row_write(ncfg, table: pa.Table, dst_key: str, rows: int) -> dict:
+    driver = connect(ncfg)
+    q = (
+        f"MATCH (a:User {{userId: $u}}) MATCH (b:Movie {{{dst_key}: $i}}) "
+        "CREATE (a)-[:BENCH_ROW {rank: $r, score: $s}]->(b)"
+    )
+    data = table.slice(0, rows).to_pylist()
+    t0 = time.perf_counter()
+    with driver.session() as s:
+        for row in data:
+            s.execute_write(
+                lambda tx, r=row: tx.run(
+                    q, u=r["user_id"], i=r["item_id"], r=r["rank"], s=r["score"]
+                ).consume()
+            )
+    sec = time.perf_counter() - t0
+    with driver.session() as s:
+        s.run("MATCH ()-[r:BENCH_ROW]->() DELETE r").consume()
+    driver.close()
+    return {"rows": rows, "seconds": sec, "rows_per_s": rows / sec}
+
+
+def batched_write(ncfg, table: pa.Table, dst_key: str) -> dict:
+    from graphrec.sinks.neo4j import Neo4jSink
+
+    sink = Neo4jSink(ncfg, ("User", "userId"), ("Movie", dst_key), "BENCH_REC", "bench", "b1")
+    return sink.write(table)
+
+
+def fake_recommendations(ncfg, dst_key: str, k: int = 10) -> pa.Table:
+    driver = connect(ncfg)
+    with driver.session() as s:
+        users = [r[0] for r in s.run("MATCH (u:User) RETURN u.userId").values()]
+        items = [r[0] for r in s.run(f"MATCH (m:Movie) RETURN m.{dst_key} LIMIT $k", k=k).values()]
+    driver.close()
+    n = len(users)
+    return pa.table(
+        {
+            "user_id": [u for u in users for _ in range(k)],
+            "item_id": items * n,
+            "rank": list(range(1, k + 1)) * n,
+            "score": [1.0] * (n * k),
+        }
+    )
+
+
+def child(args) -> None:
+    """Measure graphrec's extraction only (run in a subprocess for the rust-ext variant)."""
+    import neo4j  # noqa: F401
+
+    cfg = job_config(args.graph, args.root, args.uri, args.password_env, args.parallelism)
+    print(json.dumps(graphrec_extract(cfg)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--graph", choices=["movielens", "synth"], default="movielens")
+    p.add_argument("--edges", type=float, default=5e6)
+    p.add_argument("--partitions", default="1,2,4")
+    p.add_argument("--rust-path", default=None, help="folder with neo4j + neo4j-rust-ext")
+    p.add_argument("--per-row", type=int, default=2000, help="rows for the per-row write")
+    p.add_argument("--out", default=str(ROOT / "bench/results"))
+    # child mode
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--uri"), p.add_argument("--password-env"), p.add_argument("--root")
+    p.add_argument("--parallelism", type=int, default=1)
+    a = p.parse_args()
+    if a.child:
+        return child(a)
+
+    from graphrec.connectors.embedded import EmbeddedNeo4j
+    from graphrec.loaders import extract
+    from graphrec.loaders.files import FileSource
+    from graphrec.sinks.neo4j_graph import load_graph
+    from graphrec.synth import synth_graph
+
+    work = Path(tempfile.mkdtemp(prefix="graphrec-bench-"))
+    root = str(ROOT / "data/movielens-small")
+    if a.graph == "synth":
+        root = str(work / "synth")
+        synth_graph(root, int(a.edges), progress=False)
+    dst_key = "movieId" if a.graph == "movielens" else "itemId"
+    env = "GRAPHREC_BENCH_NEO4J_PASSWORD"
+    result: dict = {
+        "benchmark": "neo4j",
+        "graph": a.graph,
+        "machine": {"cpus": os.cpu_count(), "machine": platform.machine()},
+        "extract": {},
+        "write": {},
+    }
+    with EmbeddedNeo4j(
+        work / "neo4j", secrets.token_urlsafe(12), env, heap="4g", pagecache="4g", timeout=300
+    ) as ncfg:
+        cfg = job_config(a.graph, root, ncfg.uri, env, 1)
+        tables = extract(
+            FileSource(dataclasses.replace(cfg.extract, source="files")), progress=False
+        )
+        result["load"] = load_graph(tables, cfg.extract, ncfg, progress=False, parallelism=1)
+        total = tables.edges["rates"].num_rows
+        result["edges"] = total
+        del tables
+        print("loaded", json.dumps(result["load"]), flush=True)
+        graphrec_extract(job_config(a.graph, root, ncfg.uri, env, 1))  # warm the page cache
+        ex = result["extract"]
+        ex["seed_pandas"] = seed_extract(ncfg, dst_key)
+        print("seed", ex["seed_pandas"], flush=True)
+        for par in [int(x) for x in a.partitions.split(",")]:
+            ex[f"skip_limit_p{par}"] = skip_limit_extract(ncfg, dst_key, par, total)
+            ex[f"graphrec_p{par}"] = graphrec_extract(job_config(a.graph, root, ncfg.uri, env, par))
+            if a.rust_path:
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        "--graph",
+                        a.graph,
+                        "--root",
+                        root,
+                        "--uri",
+                        ncfg.uri,
+                        "--password-env",
+                        env,
+                        "--parallelism",
+                        str(par),
+                    ],
+                    env={**os.environ, "PYTHONPATH": f"{a.rust_path}:{ROOT}"},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                ex[f"graphrec_rust_p{par}"] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(par, {k: round(v["edges_per_s"]) for k, v in ex.items()}, flush=True)
+        recs = fake_recommendations(ncfg, dst_key)
+        result["write"]["per_row_tx"] = per_row_write(
+            ncfg, recs, dst_key, min(a.per_row, recs.num_rows)
+        )
+        result["write"]["graphrec_batched"] = batched_write(ncfg, recs, dst_key)
+    seed = ex["seed_pandas"]["edges_per_s"]
+    result["ratios"] = {
+        k: {
+            "vs_seed": v["edges_per_s"] / seed,
+            "vs_skip_limit_same_p": v["edges_per_s"]
+            / ex[f"skip_limit_p{k.rsplit('_p', 1)[1]}"]["edges_per_s"],
+        }
+        for k, v in ex.items()
+        if k.startswith("graphrec")
+    }
+    result["ratios"]["write_batched_vs_per_row"] = (
+        result["write"]["graphrec_batched"]["rows_per_s"]
+        / result["write"]["per_row_tx"]["rows_per_s"]
+    )
+    import neo4j
+
+    result["versions"] = {
+        "neo4j_driver": neo4j.__version__,
+        "neo4j_server": "5.26.0 (embedded)",
+        "python": platform.python_version(),
+    }
+    print(json.dumps(result, indent=1))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"neo4j-{a.graph}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Start and stop the embedded Neo4j of ``neo4j-embedded/`` (tests, benchmarks, demos)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from graphrec.config import Neo4jConfig
+from graphrec.errors import GraphRecError
+
+SERVER = Path(__file__).resolve().parents[2] / "neo4j-embedded"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedNeo4j:
+    """``with EmbeddedNeo4j(data_dir, password, password_env) as cfg: ...``"""
+
+    def __init__(
+        self,
+        data: Path,
+        password: str,
+        password_env: str,
+        heap: str = "2g",
+        pagecache: str = "512m",
+        timeout: float = 180,
+    ) -> None:
+        self.data, self.password, self.password_env = Path(data), password, password_env
+        self.heap, self.pagecache, self.timeout = heap, pagecache, timeout
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def built() -> bool:
+        return (SERVER / "target" / "classpath.txt").is_file()
+
+    def __enter__(self) -> Neo4jConfig:
+        if not self.built():
+            raise GraphRecError(f"build the server first: mvn -q -f {SERVER}/pom.xml package")
+        port = free_port()
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data.parent / f"{self.data.name}.log"
+        log = open(self.log_path, "w")
+        deps = (SERVER / "target" / "classpath.txt").read_text().strip()
+        cp = f"{SERVER / 'target' / 'classes'}:{deps}"
+        os.environ[self.password_env] = self.password
+        self.proc = subprocess.Popen(
+            [
+                "java",
+                f"-Xmx{self.heap}",
+                "-cp",
+                cp,
+                "io.graphrec.EmbeddedNeo4j",
+                "--data",
+                str(self.data / "db"),
+                "--port",
+                str(port),
+                "--pagecache",
+                self.pagecache,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NEO4J_PASSWORD": self.password},
+        )
+        log.close()
+        deadline = time.monotonic() + self.timeout
+        while "READY" not in self.log_path.read_text():
+            if self.proc.poll() is not None:
+                raise GraphRecError(f"Neo4j exited early: {self.log_path.read_text()[-1000:]}")
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise GraphRecError(f"Neo4j did not start within {self.timeout:.0f} s")
+            time.sleep(0.5)
+        return Neo4jConfig(uri=f"bolt://127.0.0.1:{port}", password_env=self.password_env)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
