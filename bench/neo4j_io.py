@@ -12,8 +12,8 @@ write-back of top-k recommendations (relationships/s)
   (a) one transaction per row   (b) graphrec's batched, idempotent Neo4jSink
 
     NEO4J_PASSWORD is not needed: the bench sets its own.
-    python bench/neo4j.py --graph movielens
-    python bench/neo4j.py --graph synth --edges 5e6
+    python bench/neo4j_io.py --graph movielens
+    python bench/neo4j_io.py --graph synth --edges 5e6
 """
 
 from __future__ import annotations
