@@ -26,12 +26,12 @@ from graphrec.build import Graph, all_train, build_graph, message_graph, split_e
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig, to_dict
 from graphrec.loaders import extract_cached, make_source
-from graphrec.models import Recommender, build_model
+from graphrec.models import Recommender
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
 from graphrec.train import evaluate_ranking, popularity_vectors, rmse, train_loop
-from graphrec.train.loop import positives
+from graphrec.train.loop import new_model, positives
 
 
 @dataclass
@@ -105,19 +105,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
 
     with clock.stage("train") as st:
         torch.manual_seed(cfg.train.seed)
-        init_mean = (
-            float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
-        )
-        data = message_graph(graph, split.train, cfg.build.reverse_edges)
-        model = build_model(
-            cfg.model,
-            graph.num_nodes,
-            {t: x.shape[1] for t, x in graph.x.items()},
-            data.edge_types,
-            graph.target,
-            len(cfg.sampler.num_neighbors),
-            init_mean,
-        )
+        model = new_model(graph, split, cfg)
         result = train_loop(model, graph, split, cfg, progress)
         st.update(result.stats)
 

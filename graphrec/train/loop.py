@@ -24,7 +24,7 @@ from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.errors import ConfigError
-from graphrec.models.recommender import Recommender
+from graphrec.models.recommender import Recommender, build_model
 from graphrec.recommend.topk import to_csr
 from graphrec.samplers.neighbor import make_neighbor_sampler
 from graphrec.train.metrics import evaluate_ranking, rmse
@@ -61,6 +61,22 @@ def make_loader(
         shuffle=shuffle,
         num_workers=cfg.sampler.num_workers,
         neighbor_sampler=sampler,
+    )
+
+
+def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
+    """The configured model for ``graph``: one layer per sampler hop; for ratings the
+    decoder's global bias starts at the mean training rating."""
+    init_mean = float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
+    edge_types = message_graph(graph, split.train[:0], cfg.build.reverse_edges).edge_types
+    return build_model(
+        cfg.model,
+        graph.num_nodes,
+        {t: x.shape[1] for t, x in graph.x.items()},
+        edge_types,
+        graph.target,
+        len(cfg.sampler.num_neighbors),
+        init_mean,
     )
 
 

@@ -4,8 +4,7 @@ import torch
 
 from graphrec.build import build_graph, message_graph, split_edges
 from graphrec.loaders import extract, make_source
-from graphrec.models import build_model
-from graphrec.train.loop import class_weights, disjoint_loader, train_loop, validate
+from graphrec.train.loop import class_weights, disjoint_loader, new_model, train_loop, validate
 
 
 def graph_and_split(cfg):
@@ -39,15 +38,7 @@ def test_best_epoch_weights_are_restored(tiny_cfg):
     g, s = graph_and_split(tiny_cfg)
     torch.manual_seed(0)
     data = message_graph(g, s.train)
-    model = build_model(
-        tiny_cfg.model,
-        g.num_nodes,
-        {t: x.shape[1] for t, x in g.x.items()},
-        data.edge_types,
-        g.target,
-        2,
-        float(g.label[s.train].mean()),
-    )
+    model = new_model(g, s, tiny_cfg)
     result = train_loop(model, g, s, tiny_cfg, progress=False)
     assert len(result.history) == 4
     best = min(r["val_rmse"] for r in result.history)
