@@ -161,6 +161,18 @@ class SplitConfig:
 
 
 @dataclass
+class FastRPConfig:
+    """Structural FastRP embeddings appended to every node type's features."""
+
+    dim: int = 64
+    """Embedding width."""
+    weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.0, 1.0])
+    """Weight of each propagation step (its length is the number of steps)."""
+    seed: int = 0
+    """Seed of the random projection."""
+
+
+@dataclass
 class BuildConfig:
     """Stage 2: Arrow tables -> PyG HeteroData."""
 
@@ -172,6 +184,8 @@ class BuildConfig:
     """Edge property holding the time (needed by the temporal split)."""
     features: dict[str, list[FeatureSpec]] = field(default_factory=dict)
     """Input features per node type; every node type also gets a learnable embedding."""
+    fastrp: FastRPConfig | None = None
+    """FastRP structural embeddings (None: off), from training edges only."""
     reverse_edges: bool = True
     """Add ``rev_<type>`` edges so messages flow both ways."""
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -97,6 +97,14 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
             split = all_train(n_target)
         else:
             split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
+        if cfg.build.fastrp is not None:  # from training edges only: no held-out leak
+            from graphrec.build.structural import fastrp
+
+            f = cfg.build.fastrp
+            emb = fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed)
+            graph.x = {
+                t: torch.cat([graph.x[t], e], 1) if t in graph.x else e for t, e in emb.items()
+            }
         st.update(graph.stats)
         st.update(
             train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)
