@@ -225,3 +225,12 @@ def test_identifiers_from_config_are_checked(movielens_in_neo4j):
     nodes["movie"] = dataclasses.replace(nodes["movie"], label="Movie`) DETACH DELETE (x")
     with pytest.raises(ConfigError, match="extract.nodes.movie: label .* is not a valid Neo4j"):
         Neo4jSource(dataclasses.replace(cfg.extract, nodes=nodes))
+
+
+def test_tls_scheme_is_accepted_and_fails_clearly_against_a_plain_server(movielens_in_neo4j):
+    cfg, _ = movielens_in_neo4j
+    tls = cfg.extract.neo4j.uri.replace("bolt://", "neo4j+s://")
+    bad = dataclasses.replace(cfg.extract.neo4j, uri=tls)
+    with pytest.raises(Neo4jError, match=r"neo4j\+s://127.0.0.1:\d+") as e:
+        Neo4jSource(dataclasses.replace(cfg.extract, neo4j=bad)).partitions("node", "movie")
+    assert "\n" not in str(e.value)
