@@ -98,14 +98,20 @@ def synth_graph(
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    n_users = users or max(50, edges // 50)
-    n_items = items or max(20, edges // 200)
+    n_users = users or max(100, edges // 50)
+    n_items = items or max(200, edges // 200)
     rng = np.random.default_rng(seed)
 
     # activity: Pareto weights scaled to the edge budget, at least 1, at most half the items
     activity = rng.pareto(1.5, n_users) + 1.0
-    degree = np.maximum(1, np.round(activity / activity.sum() * edges)).astype(np.int64)
-    degree = np.minimum(degree, max(1, n_items // 2))
+    # degrees proportional to activity, capped at half the items; rescale so that the caps
+    # and the rounding still add up to the requested number of edges
+    cap, scale = max(1, n_items // 2), edges / activity.sum()
+    for _ in range(20):
+        degree = np.clip(np.round(activity * scale), 1, cap).astype(np.int64)
+        if abs(int(degree.sum()) - edges) <= edges // 10_000:
+            break
+        scale *= edges / max(int(degree.sum()), 1)
     # popularity: Zipf over a random order of the items
     rank = rng.permutation(n_items)
     pop = 1.0 / (rank + 2.0) ** 1.0
@@ -182,7 +188,7 @@ def _draw_unique(rng, users: np.ndarray, degree: np.ndarray, cdf: np.ndarray, n_
     p = degree / degree.sum()
     for _ in range(8):
         need = target - len(keys)
-        if need <= target // 500:
+        if need <= 0:
             break
         u = rng.choice(users, size=int(need * 1.3) + 1, p=p)
         i = np.minimum(np.searchsorted(cdf, rng.random(len(u))), n_items - 1)
