@@ -1,6 +1,7 @@
 """A real Neo4j for the integration tests: the embedded server of ``neo4j-embedded/``.
 
-The session fixture starts it on a free loopback port with a fresh data folder and a random
+The session fixture builds it when Maven is there and it is not built yet, starts it on a
+free loopback port with a fresh data folder and a random
 password, waits until Bolt answers, and stops it at the end. With
 ``GRAPHREC_TEST_NEO4J_URI`` (and ``GRAPHREC_TEST_NEO4J_PASSWORD``) set, the tests use that
 server instead. Without Java or the built server the tests skip and say why, except under
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 
 import pytest
 
 from graphrec.config import Neo4jConfig
-from graphrec.connectors.embedded import EmbeddedNeo4j
+from graphrec.connectors.embedded import SERVER, EmbeddedNeo4j
 from graphrec.errors import GraphRecError
 
 PASSWORD_ENV = "GRAPHREC_TEST_NEO4J_PASSWORD"
@@ -36,6 +38,13 @@ def neo4j_cfg(tmp_path_factory) -> Neo4jConfig:
         return
     if shutil.which("java") is None:
         _unavailable("java is not installed")
+    if not EmbeddedNeo4j.built() and shutil.which("mvn"):
+        # build it once (about 10 s once Maven's cache holds Neo4j's jars)
+        subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(SERVER / "pom.xml"), "package", "-DskipTests"],
+            check=False,
+            capture_output=True,
+        )
     if not EmbeddedNeo4j.built():
         _unavailable("the server is not built: mvn -q -f neo4j-embedded/pom.xml package")
     server = EmbeddedNeo4j(
