@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyarrow as pa  # noqa: E402
+from common import machine, save  # noqa: E402  (bench/ is on sys.path as a script)
 
 from graphrec.config import load_config  # noqa: E402
 from graphrec.connectors.neo4j import connect  # noqa: E402
@@ -194,7 +195,7 @@ def main() -> None:
     result: dict = {
         "benchmark": "neo4j",
         "graph": a.graph,
-        "machine": {"cpus": os.cpu_count(), "machine": platform.machine()},
+        "machine": machine(),
         "extract": {},
         "write": {},
     }
@@ -267,12 +268,7 @@ def main() -> None:
         "neo4j_server": "5.26.0 (embedded)",
         "python": platform.python_version(),
     }
-    print(json.dumps(result, indent=1))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"neo4j-{a.graph}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"saved {path}")
+    save(result, f"neo4j-{a.graph}", a.out)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,11 @@ neither is installed the comparison says so and only graphrec's sampler is measu
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 import torch_geometric
+from common import machine, save  # bench/ is on sys.path when run as a script
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NeighborSampler
@@ -86,11 +83,7 @@ def main() -> None:
         "fanout": fanout,
         "batch_size": a.batch_size,
         "batches": a.batches,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-        },
+        "machine": machine(),
         "versions": {"torch": torch.__version__, "torch_geometric": torch_geometric.__version__},
         "samplers": {},
     }
@@ -107,12 +100,7 @@ def main() -> None:
         )
     else:
         result["pyg_compiled"] = "not installed (neither pyg-lib nor torch-sparse)"
-    print(json.dumps(result, indent=1))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"sampler-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"saved {path}")
+    save(result, "sampler", a.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from graphrec.models import Recommender
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
+from graphrec.staging import staged_dir
 from graphrec.train import evaluate_ranking, popularity_vectors, rmse, train_loop
 from graphrec.train.loop import new_model, positives
 
@@ -60,17 +60,8 @@ def run_job(cfg: JobConfig, progress: bool = True) -> RunResult:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     final = Path(cfg.write.run_dir or _default_run_dir(cfg.name))
-    work = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with staged_dir(final) as work:
         metrics = _run(cfg, work, progress)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return RunResult(final, metrics)
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pyarrow.parquet as pq
 from graphrec.config import ExtractConfig
 from graphrec.loaders.base import GraphSource
 from graphrec.loaders.extract import GraphTables, extract
+from graphrec.staging import staged_dir
 
 MANIFEST = "manifest.json"
 
@@ -37,9 +35,7 @@ def snapshot_key(cfg: ExtractConfig, fingerprint: str) -> str:
 def save_snapshot(tables: GraphTables, folder: str | Path) -> Path:
     """Write ``tables`` under ``folder`` atomically; returns the folder."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
+    with staged_dir(folder) as tmp:
         for kind, tabs in (("nodes", tables.nodes), ("edges", tables.edges)):
             (tmp / kind).mkdir()
             for name, table in tabs.items():
@@ -51,12 +47,6 @@ def save_snapshot(tables: GraphTables, folder: str | Path) -> Path:
             "created": time.time(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

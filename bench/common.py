@@ -1,0 +1,29 @@
+"""What every benchmark records next to its numbers, and where it saves them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+    }
+
+
+def save(result: dict, name: str, out: str | Path) -> Path:
+    """Print ``result`` and write it to ``out/<name>-<timestamp>.json``."""
+    print(json.dumps(result, indent=1))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"saved {path}")
+    return path
