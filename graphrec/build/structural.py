@@ -39,11 +39,9 @@ def fastrp(
         cols += [b, a]
     row, col = torch.cat(rows), torch.cat(cols)
     deg = torch.bincount(row, minlength=total).clamp(min=1).float()
-    adj = (
-        torch.sparse_coo_tensor(torch.stack([row, col]), 1.0 / deg[row], (total, total))
-        .coalesce()
-        .to_sparse_csr()
-    )
+    adj = torch.sparse_coo_tensor(
+        torch.stack([row, col]), 1.0 / deg[row], (total, total), check_invariants=True
+    ).coalesce()
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(total, dim, generator=gen)
     proj = torch.zeros(total, dim)
