@@ -67,39 +67,23 @@ def test_missing_column(tiny_cfg, tiny_root):
         read(tiny_cfg)
 
 
-def test_rating_that_is_not_a_number(tiny_cfg, tiny_root):
+@pytest.mark.parametrize(
+    "row,col,value,message",
+    [
+        (5, 2, "four", r"ratings\.csv, column 'rating', row 5: 'four' is not a number"),
+        (7, 2, "NaN", r"ratings\.csv, column 'rating', row 7: missing \(empty or NaN\)"),
+        (3, 1, "999", r"column 'movieId', row 3: 999 is not a movie id \(dangling"),
+        (2, 0, "", r"ratings\.csv, column 'userId', row 2: key is empty"),
+    ],
+    ids=["not-a-number", "nan", "dangling-edge", "empty-key"],
+)
+def test_bad_value_names_file_column_and_row(tiny_cfg, tiny_root, row, col, value, message):
     def edit(rows):
-        rows[5][2] = "four"
+        rows[row][col] = value  # rows[0] is the header, so rows[n] is data row n
         return rows
 
     rewrite_ratings(tiny_root, edit)
-    with pytest.raises(
-        DataError, match=r"ratings\.csv, column 'rating', row 5: 'four' is not a number"
-    ):
-        read(tiny_cfg)
-
-
-def test_nan_rating(tiny_cfg, tiny_root):
-    def edit(rows):
-        rows[7][2] = "NaN"
-        return rows
-
-    rewrite_ratings(tiny_root, edit)
-    with pytest.raises(
-        DataError, match=r"ratings\.csv, column 'rating', row 7: missing \(empty or NaN\)"
-    ):
-        read(tiny_cfg)
-
-
-def test_dangling_edge(tiny_cfg, tiny_root):
-    def edit(rows):
-        rows[3][1] = "999"
-        return rows
-
-    rewrite_ratings(tiny_root, edit)
-    with pytest.raises(
-        DataError, match=r"column 'movieId', row 3: 999 is not a movie id \(dangling"
-    ):
+    with pytest.raises(DataError, match=message):
         read(tiny_cfg)
 
 
@@ -125,16 +109,6 @@ def test_header_only_file(tiny_cfg, tiny_root):
 def test_missing_file(tiny_cfg, tiny_root):
     (tiny_root / "movies.csv").unlink()
     with pytest.raises(DataError, match=r"no file matches .*movies\.csv"):
-        read(tiny_cfg)
-
-
-def test_empty_key(tiny_cfg, tiny_root):
-    def edit(rows):
-        rows[2][0] = ""
-        return rows
-
-    rewrite_ratings(tiny_root, edit)
-    with pytest.raises(DataError, match=r"column 'userId', row 2"):
         read(tiny_cfg)
 
 

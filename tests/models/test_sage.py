@@ -70,5 +70,5 @@ def test_learns_a_rating_pattern():
         loss = ((model.score(data, model.encode(data), pairs) - y) ** 2).mean()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
