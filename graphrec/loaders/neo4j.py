@@ -11,11 +11,13 @@ relationships). Each partition walks its range in chunks, and each chunk is one 
 One record of columns per chunk decodes far faster in the driver than one record per row,
 and turns straight into Arrow arrays. Memory is bounded by the chunk (``neo4j.fetch_rows``
 rows), never the graph. There is no ``SKIP/LIMIT`` pagination (each page would rescan).
-Partitions run on threads, each with its own session (``extract.parallelism``).
+Partitions run on threads, each with its own sessions (``extract.parallelism``). A transient
+failure (a dropped connection, a cluster leader switch) retries that chunk alone.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -161,18 +163,32 @@ class Neo4jSource(GraphSource):
         lo, hi, chunk = part.payload
         fast = self._query(part.kind, part.name, spec, columns)
         wrapped = self._query(part.kind, part.name, spec, columns, wrap=True)
-        with translate(self.ncfg), self.session() as session:
+        with translate(self.ncfg):
             for start in range(lo, hi, chunk):
                 params = {"lo": start, "hi": min(start + chunk, hi)}
-                rec = session.run(fast, **params).single()
+                rec = self._fetch(fast, params)
                 if any(rec[f"n{j}"] != rec["n"] for j in range(len(columns))):
-                    rec = session.run(wrapped, **params).single()
+                    rec = self._fetch(wrapped, params)
                     values = [[v[0] for v in rec[f"c{j}"]] for j in range(len(columns))]
                 else:
                     values = [rec[f"c{j}"] for j in range(len(columns))]
                 arrays = [_to_arrow(v) for v in values]
                 self._check_keys(part, spec, columns, arrays, rec)
                 yield pa.RecordBatch.from_arrays(arrays, names=columns)
+
+    def _fetch(self, query: str, params: dict, attempts: int = 4):
+        """One chunk, auto-commit (a managed transaction per chunk cost ~10% here); a
+        dropped connection or leader switch retries this chunk alone, with backoff."""
+        import neo4j.exceptions as ne
+
+        for attempt in range(attempts):
+            try:
+                with self.session() as session:
+                    return session.run(query, **params).single()
+            except (ne.ServiceUnavailable, ne.SessionExpired, ne.TransientError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
 
     def _check_keys(self, part, spec, columns, arrays, rec) -> None:
         """A node without its key property: name the node, not a row number."""
