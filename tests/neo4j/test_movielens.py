@@ -234,3 +234,28 @@ def test_tls_scheme_is_accepted_and_fails_clearly_against_a_plain_server(moviele
     with pytest.raises(Neo4jError, match=r"neo4j\+s://127.0.0.1:\d+") as e:
         Neo4jSource(dataclasses.replace(cfg.extract, neo4j=bad)).partitions("node", "movie")
     assert "\n" not in str(e.value)
+
+
+def test_a_dropped_connection_retries_the_chunk(movielens_in_neo4j):
+    import neo4j
+
+    cfg, file_tables = movielens_in_neo4j
+    dead = neo4j.GraphDatabase.driver("bolt://127.0.0.1:9", auth=("neo4j", "x"))
+
+    class OneDroppedConnection(Neo4jSource):
+        calls = 0
+
+        def session(self):
+            OneDroppedConnection.calls += 1
+            if OneDroppedConnection.calls == 2:  # the first chunk meets a server that is gone
+                return dead.session()
+            return super().session()
+
+    source = OneDroppedConnection(cfg.extract)
+    try:
+        parts = source.partitions("node", "movie")
+        rows = sum(b.num_rows for p in parts for b in source.read(p))
+    finally:
+        source.close()
+        dead.close()
+    assert OneDroppedConnection.calls > 2 and rows == file_tables.nodes["movie"].num_rows
