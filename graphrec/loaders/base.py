@@ -113,14 +113,15 @@ class GraphSource(ABC):
         return keys + [p for p in spec.properties if p not in keys]
 
     @staticmethod
-    def target_schema(kind: Kind, spec: NodeSpec | EdgeSpec, key_type=None) -> pa.Schema:
-        """Normalised output schema; key columns keep the source's type unless given."""
+    def target_schema(kind: Kind, spec: NodeSpec | EdgeSpec) -> pa.Schema:
+        """Normalised output schema; undeclared key types are null here and settled by
+        :func:`_cast` (integers stay integers, anything else becomes text)."""
         keys = ["id"] if kind == "node" else ["src", "dst"]
         src_keys = [spec.id] if kind == "node" else [spec.src_id, spec.dst_id]
         fields = []
         for key, src in zip(keys, src_keys, strict=True):
             typ = spec.properties.get(src)
-            fields.append(pa.field(key, ARROW_TYPES[typ] if typ else (key_type or pa.null())))
+            fields.append(pa.field(key, ARROW_TYPES[typ] if typ else pa.null()))
         for prop, typ in spec.properties.items():
             if prop not in src_keys:
                 fields.append(pa.field(prop, ARROW_TYPES[typ]))
