@@ -258,6 +258,18 @@ class TrainConfig:
     """torch intra-op threads (None: all cores)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model trains and scores: auto picks cuda when a GPU is visible."""
+    checkpoint_path: str | None = "runs/checkpoints"
+    """Where training checkpoints go: a local folder or a pyarrow filesystem URI
+    (``s3://bucket/prefix``); None: no checkpoints (and no resume)."""
+    checkpoint_every: int = 1
+    """Checkpoint every this many epochs (and after the last)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep."""
+    run_id: str | None = None
+    """Checkpoint folder name under ``checkpoint_path`` (None: ``<name>-<timestamp>``, or
+    with ``resume`` the newest ``<name>-*`` there)."""
+    resume: bool = False
+    """Continue from the newest checkpoint of ``run_id`` instead of starting afresh."""
 
     def __post_init__(self) -> None:
         ok = {"rating": ("mse", "weighted_mse"), "link": ("bce", "bpr")}[self.objective]
@@ -272,6 +284,71 @@ class TrainConfig:
             raise ConfigError("train.num_negatives must be >= 1")
         if not 0.0 <= self.disjoint_ratio < 1.0:
             raise ConfigError("train.disjoint_ratio must be in [0, 1)")
+        if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise ConfigError("train.checkpoint_every and train.keep_checkpoints must be >= 1")
+        if self.resume and self.checkpoint_path is None:
+            raise ConfigError("train.resume needs train.checkpoint_path (where checkpoints are)")
+
+
+# --------------------------------------------------------------------------- distributed
+@dataclass
+class DistributedConfig:
+    """Data-parallel training on Ray Train (``workers >= 1``) or in this process (0)."""
+
+    workers: int = 0
+    """Ray Train workers (DDP); 0: train in this process, without Ray."""
+    use_gpu: bool = False
+    """One GPU per worker, NCCL; otherwise CPU workers with gloo."""
+    cpus_per_worker: int = 1
+    """CPUs reserved per worker; also its torch threads (Ray sets OMP_NUM_THREADS=1)."""
+    address: str | None = None
+    """Ray cluster to join (``auto``, ``ray://host:10001``); None: ``RAY_ADDRESS`` if set,
+    else a local cluster for this job."""
+    max_failures: int = 2
+    """Restarts of the worker group from the last checkpoint after a worker dies."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.cpus_per_worker < 1 or self.max_failures < 0:
+            raise ConfigError(
+                "distributed.workers >= 0, distributed.cpus_per_worker >= 1 and "
+                "distributed.max_failures >= 0"
+            )
+
+
+@dataclass
+class TuneConfig:
+    """Ray Tune hyperparameter search over the same training function (``graphrec tune``)."""
+
+    num_samples: int = 8
+    """Trials drawn from the search space."""
+    max_concurrent: int | None = None
+    """Trials run at once (None: as many as the cluster's CPUs allow)."""
+    cpus_per_trial: int = 1
+    """CPUs (and torch threads) per trial."""
+    grace_period: int = 1
+    """ASHA: epochs every trial runs before it may be stopped early."""
+    reduction_factor: int = 3
+    """ASHA: keep the best 1/reduction_factor at each rung."""
+    lr: list[float] = field(default_factory=lambda: [1e-3, 2e-2])
+    """Learning rate: log-uniform between these two."""
+    hidden: list[int] = field(default_factory=lambda: [32, 64, 128])
+    """Hidden size (and embedding size): one of these."""
+    fanout: list[int] = field(default_factory=lambda: [5, 10, 20])
+    """First-hop fan-out: one of these; later hops halve it (at least 2)."""
+    layers: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """Message-passing layers (= sampler hops): one of these."""
+    storage_path: str = "runs/tune"
+    """Where Tune keeps trial results (a folder or a pyarrow filesystem URI)."""
+
+    def __post_init__(self) -> None:
+        if len(self.lr) != 2 or not 0 < self.lr[0] <= self.lr[1]:
+            raise ConfigError("tune.lr: [low, high] with 0 < low <= high")
+        if not self.hidden or not self.fanout or not self.layers:
+            raise ConfigError("tune.hidden, tune.fanout and tune.layers need at least one value")
+        if self.num_samples < 1 or self.grace_period < 1 or self.reduction_factor < 2:
+            raise ConfigError(
+                "tune.num_samples >= 1, tune.grace_period >= 1, tune.reduction_factor >= 2"
+            )
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -333,6 +410,8 @@ class JobConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     write: WriteConfig = field(default_factory=WriteConfig)

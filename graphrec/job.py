@@ -30,8 +30,9 @@ from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
 from graphrec.staging import staged_dir
-from graphrec.train import evaluate_ranking, popularity_vectors, rmse, train_loop
-from graphrec.train.loop import new_model, positives
+from graphrec.train import evaluate_ranking, popularity_vectors, rmse
+from graphrec.train.context import resolve_device
+from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
 
 
 @dataclass
@@ -103,9 +104,17 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
         del tables
 
     with clock.stage("train") as st:
-        torch.manual_seed(cfg.train.seed)
-        model = new_model(graph, split, cfg)
-        result = train_loop(model, graph, split, cfg, progress)
+        inputs = TrainInputs.of(graph, split, cfg)
+        if cfg.distributed.workers > 0:
+            from graphrec.distributed import fit  # Ray only when asked for
+
+            model, result = fit(inputs, cfg, progress)
+            model.to(resolve_device(cfg.train.device))
+        else:
+            model, result = train_loop_per_worker(
+                {"cfg": cfg, "inputs": inputs, "progress": progress}
+            )
+        del inputs
         st.update(result.stats)
 
     metrics: dict = {"name": cfg.name, "mode": cfg.mode, "objective": cfg.train.objective}

@@ -68,7 +68,7 @@ def tiny_config_dict(root: Path, tmp: Path, text: bool = False) -> dict:
         },
         "sampler": {"num_neighbors": [3, 2], "batch_size": 16},
         "model": {"hidden": 8, "embedding_dim": 8},
-        "train": {"epochs": 2, "lr": 0.01},
+        "train": {"epochs": 2, "lr": 0.01, "checkpoint_path": str(tmp / "checkpoints")},
         "recommend": {"k": 3},
         "write": {"run_dir": str(tmp / "run")},
     }

@@ -99,7 +99,11 @@ def test_debug_config_on_bundled_movielens(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     cfg = load_config(
         "configs/debug.yaml",
-        [f"write.run_dir={tmp_path / 'run'}", f"extract.snapshot_dir={tmp_path / 'snap'}"],
+        [
+            f"write.run_dir={tmp_path / 'run'}",
+            f"extract.snapshot_dir={tmp_path / 'snap'}",
+            f"train.checkpoint_path={tmp_path / 'ckpt'}",
+        ],
     )
     result = run_job(cfg, progress=False)
     m = result.metrics

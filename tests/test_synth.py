@@ -42,6 +42,7 @@ def test_shipped_synth_config_runs(tmp_path, monkeypatch):
             f"write.run_dir={tmp_path / 'run'}",
             f"extract.snapshot_dir={tmp_path / 'snap'}",
             "train.epochs=1",
+            f"train.checkpoint_path={tmp_path / 'ckpt'}",
         ],
     )
     m = run_job(cfg, progress=False).metrics

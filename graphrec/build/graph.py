@@ -126,20 +126,32 @@ def message_graph(
 
     Held-out (validation/test) target edges are simply not in ``keep``, so no sampler or
     convolution can see them. Reverse types are named ``rev_<type>``.
+
+    Every edge type is in CSC order (sorted by destination, then source), so a neighbour
+    sampler can use ``edge_index`` as is (``is_sorted=True``) instead of building its own
+    sorted copy; with the graph in shared memory, workers then share the topology too.
     """
     data = HeteroData()
-    for ntype, n in graph.num_nodes.items():
+    num_nodes = graph.num_nodes
+    for ntype, n in num_nodes.items():
         data[ntype].num_nodes = n
         if ntype in graph.x:
             data[ntype].x = graph.x[ntype]
     for etype, ei in graph.edge_index.items():
         if etype == graph.target and keep is not None:
             ei = ei[:, keep]
-        data[etype].edge_index = ei
+        src, name, dst = etype
+        data[etype].edge_index = _csc_order(ei, num_nodes[src])
         if reverse:
-            src, name, dst = etype
-            data[(dst, f"rev_{name}", src)].edge_index = ei.flip(0)
+            data[(dst, f"rev_{name}", src)].edge_index = _csc_order(ei.flip(0), num_nodes[dst])
     return data
+
+
+def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor:
+    """``ei`` sorted by (destination, source)."""
+    if ei.shape[1] == 0:
+        return ei.contiguous()
+    return ei[:, torch.argsort(ei[1] * num_src + ei[0])].contiguous()
 
 
 def _to_index(ids: pa.ChunkedArray, node_ids: pa.Array, edge: str, ntype: str) -> torch.Tensor:

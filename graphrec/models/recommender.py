@@ -43,6 +43,11 @@ class Recommender(nn.Module):
         i_id = data[self.item].n_id[i] if "n_id" in data[self.item] else i
         return self.decoder(z[self.user][u], z[self.item][i], u_id, i_id)
 
+    def forward(self, data: HeteroData, pairs: Tensor) -> Tensor:
+        """``score(data, encode(data), pairs)`` in one call: under DDP the whole loss must
+        come from ``forward`` so that every parameter's gradient is synchronized."""
+        return self.score(data, self.encode(data), pairs)
+
     @torch.no_grad()
     def vectors(self, data: HeteroData) -> tuple[Tensor, Tensor]:
         """Full-graph ``(user_vectors [U, H+1], item_vectors [I, H+1])`` for ranking."""

@@ -184,13 +184,20 @@ class GraphRecNeighborSampler(NeighborSampler):
         return self._lookup[ntype]
 
 
-def make_neighbor_sampler(data, num_neighbors: list[int], backend: str = "auto") -> NeighborSampler:
-    """The sampler for ``backend``: ``pyg`` (compiled), ``graphrec`` (ours), or ``auto``."""
+def make_neighbor_sampler(
+    data, num_neighbors: list[int], backend: str = "auto", is_sorted: bool = False
+) -> NeighborSampler:
+    """The sampler for ``backend``: ``pyg`` (compiled), ``graphrec`` (ours), or ``auto``.
+
+    ``is_sorted``: ``data``'s edges are already in CSC order (as
+    :func:`graphrec.build.message_graph` makes them), so the sampler uses them without a
+    sorted copy of its own.
+    """
     if backend == "pyg" or (backend == "auto" and compiled_sampler_available()):
         if not compiled_sampler_available():
             raise ConfigError(
                 "sampler.backend=pyg needs pyg-lib or torch-sparse, and neither is installed: "
                 "use sampler.backend=graphrec (or auto)"
             )
-        return NeighborSampler(data, num_neighbors)
-    return GraphRecNeighborSampler(data, num_neighbors)
+        return NeighborSampler(data, num_neighbors, is_sorted=is_sorted)
+    return GraphRecNeighborSampler(data, num_neighbors, is_sorted=is_sorted)

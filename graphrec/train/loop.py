@@ -1,20 +1,27 @@
 """Stage 3, train: ``LinkNeighborLoader`` mini-batches through the model, one epoch at a time.
 
-:func:`train_loop` is a plain function of (model, graph, split, config): a single process
-calls it, and the Ray Train worker of the distributed issue will call the same function.
+:func:`train_loop` is a plain function of (model, graph, split, config) and a
+:class:`~graphrec.train.context.TrainContext`: a single process calls it with the default
+context, each Ray Train worker calls the same function with a context that knows its rank
+(:mod:`graphrec.distributed`). With ``W`` workers every worker samples from its own
+``1/W`` shard of the training edges with batches of ``batch_size / W`` (the global batch
+stays ``sampler.batch_size``), gradients are averaged by DDP, and validation is computed on
+a shard per worker and summed across workers, so it is the same metric as in one process.
 Validation after every epoch picks the best epoch (its weights are kept); the test split is
-never looked at here.
+never looked at here. A checkpoint (model, optimizer, RNG, history) is reported every
+``train.checkpoint_every`` epochs; a run restored from one continues at the next epoch.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
+import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NegativeSampling
@@ -23,11 +30,11 @@ from tqdm.auto import tqdm
 from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
-from graphrec.errors import ConfigError
 from graphrec.models.recommender import Recommender, build_model
-from graphrec.recommend.topk import to_csr
+from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers.neighbor import make_neighbor_sampler
-from graphrec.train.metrics import evaluate_ranking, rmse
+from graphrec.train.context import TrainContext, resolve_device
+from graphrec.train.metrics import ranking_metrics
 
 
 @dataclass
@@ -41,27 +48,69 @@ class TrainResult:
 
 
 def make_loader(
-    data: HeteroData, graph: Graph, edges: Tensor, cfg: JobConfig, shuffle: bool = True
+    data: HeteroData,
+    graph: Graph,
+    edges: Tensor,
+    cfg: JobConfig,
+    shuffle: bool = True,
+    batch_size: int | None = None,
 ) -> LinkNeighborLoader:
-    """Mini-batches over target edges ``edges`` (indices into the target edge list)."""
+    """Mini-batches over target edges ``edges`` (indices into the target edge list).
+
+    ``data`` must come from :func:`message_graph` (edges in CSC order).
+    """
     t = cfg.train
     label = graph.label[edges] if t.objective == "rating" else None
     neg = None
     if t.objective == "link":
         mode = "triplet" if t.loss == "bpr" else "binary"
         neg = NegativeSampling(mode, amount=t.num_negatives)
-    sampler = make_neighbor_sampler(data, cfg.sampler.num_neighbors, cfg.sampler.backend)
+    sampler = make_neighbor_sampler(
+        data, cfg.sampler.num_neighbors, cfg.sampler.backend, is_sorted=True
+    )
     return LinkNeighborLoader(
         data,
         num_neighbors=cfg.sampler.num_neighbors,
         edge_label_index=(graph.target, graph.target_index[:, edges]),
         edge_label=label,
         neg_sampling=neg,
-        batch_size=cfg.sampler.batch_size,
+        batch_size=batch_size or cfg.sampler.batch_size,
         shuffle=shuffle,
         num_workers=cfg.sampler.num_workers,
         neighbor_sampler=sampler,
     )
+
+
+@dataclass
+class TrainInputs:
+    """What a training worker needs: the graph, the split and the training message graph."""
+
+    graph: Graph
+    split: EdgeSplit
+    data: HeteroData
+    """``message_graph(graph, split.train)``: the only edges a training batch can see."""
+
+    @classmethod
+    def of(cls, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> TrainInputs:
+        return cls(graph, split, message_graph(graph, split.train, cfg.build.reverse_edges))
+
+
+def train_loop_per_worker(config: dict) -> tuple[Recommender, TrainResult]:
+    """The whole training stage of one worker; a single process and Ray Train call it alike.
+
+    ``config``: ``cfg`` (the :class:`JobConfig`), ``inputs`` (:class:`TrainInputs`, or a
+    callable returning them, e.g. a view of the graph in Ray's object store), ``context``
+    (a :class:`TrainContext` class, default: this process alone) and ``progress``.
+    """
+    cfg: JobConfig = config["cfg"]
+    inputs = config["inputs"]
+    inputs = inputs() if callable(inputs) else inputs
+    ctx = config.get("context", TrainContext)(cfg)
+    torch.manual_seed(cfg.train.seed)
+    model = new_model(inputs.graph, inputs.split, cfg)
+    progress = config.get("progress", True) and ctx.rank == 0
+    result = train_loop(model, inputs.graph, inputs.split, cfg, progress, ctx, inputs.data)
+    return model, result
 
 
 def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
@@ -80,15 +129,6 @@ def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
     )
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto``: the GPU when one is visible, else the CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no GPU is visible: use train.device=cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def class_weights(labels: Tensor) -> tuple[Tensor, Tensor]:
     """Inverse-frequency weight per distinct label value (the seed articles' weighted MSE)."""
     values, counts = torch.unique(labels, return_counts=True)
@@ -96,21 +136,29 @@ def class_weights(labels: Tensor) -> tuple[Tensor, Tensor]:
     return values, weights
 
 
-def batch_loss(
-    model: Recommender, batch: HeteroData, cfg: JobConfig, cw=None
-) -> tuple[Tensor, int]:
-    """Loss of one mini-batch and its number of labelled (positive) edges."""
-    z = model.encode(batch)
+def batch_loss(model: nn.Module, batch: HeteroData, cfg: JobConfig, cw=None) -> tuple[Tensor, int]:
+    """Loss of one mini-batch and its number of labelled (positive) edges.
+
+    ``model`` may be DDP-wrapped: every score comes from one ``model(batch, pairs)`` call.
+    """
+    core: Recommender = getattr(model, "module", model)
     t = cfg.train
-    store = batch[model.user, cfg.build.target, model.item]
+    store = batch[core.user, cfg.build.target, core.item]
     if t.loss == "bpr":
-        src = batch[model.user].src_index
-        pos = model.score(batch, z, torch.stack([src, batch[model.item].dst_pos_index]))
-        neg_items = batch[model.item].dst_neg_index.view(len(src), -1)  # [B, negatives]
-        src_rep = src.unsqueeze(1).expand_as(neg_items)
-        neg = model.score(batch, z, torch.stack([src_rep.reshape(-1), neg_items.reshape(-1)]))
+        src = batch[core.user].src_index
+        neg_items = batch[core.item].dst_neg_index.view(len(src), -1)  # [B, negatives]
+        src_rep = src.unsqueeze(1).expand_as(neg_items).reshape(-1)
+        pairs = torch.cat(
+            [
+                torch.stack([src, batch[core.item].dst_pos_index]),
+                torch.stack([src_rep, neg_items.reshape(-1)]),
+            ],
+            dim=1,
+        )
+        scores = model(batch, pairs)
+        pos, neg = scores[: len(src)], scores[len(src) :]
         return -F.logsigmoid(pos.unsqueeze(1) - neg.view_as(neg_items)).mean(), len(src)
-    pred = model.score(batch, z, store.edge_label_index)
+    pred = model(batch, store.edge_label_index)
     y = store.edge_label.float()
     if t.loss == "bce":
         return F.binary_cross_entropy_with_logits(pred, y), int(y.sum())
@@ -122,29 +170,52 @@ def batch_loss(
 
 
 def validate(
-    model: Recommender, graph: Graph, data: HeteroData, split: EdgeSplit, cfg: JobConfig
+    model: Recommender,
+    graph: Graph,
+    data: HeteroData,
+    split: EdgeSplit,
+    cfg: JobConfig,
+    ctx: TrainContext | None = None,
 ) -> tuple[str, float]:
-    """The validation metric: RMSE (rating objective) or NDCG@k (link objective)."""
+    """The validation metric: RMSE (rating objective) or NDCG@k (link objective).
+
+    Each worker scores its share (validation edges ``rank::W``, or users ``rank::W``) and
+    the sums are reduced over workers: the result is the full validation metric.
+    """
+    ctx = ctx or TrainContext(cfg, model.device)
     ei = graph.target_index
     if cfg.train.objective == "rating":
+        mine = split.val[ctx.rank :: ctx.world_size]
         model.eval()
         with torch.no_grad():
             z = model.encode(data)
-            pred = model.score(data, z, ei[:, split.val].to(model.device))
+            pred = model.score(data, z, ei[:, mine].to(model.device)).cpu()
         model.train()
-        return "val_rmse", rmse(pred.cpu(), graph.label[split.val])
+        sse = ((pred.double() - graph.label[mine].double()) ** 2).sum()
+        total = ctx.all_reduce(torch.stack([sse, torch.tensor(float(len(mine)))]).double())
+        return "val_rmse", math.sqrt(float(total[0] / total[1].clamp(min=1)))
+    k = cfg.evaluate.k
     uv, iv = model.vectors(data)
     n_users = graph.num_nodes[graph.user_type]
-    exclude = to_csr(ei[0, split.train], ei[1, split.train], n_users)
+    users = torch.arange(ctx.rank, n_users, ctx.world_size)
+    local = torch.full((n_users,), -1, dtype=torch.long)
+    local[users] = torch.arange(len(users))
+    tu, ti = ei[0, split.train], ei[1, split.train]
+    keep = local[tu] >= 0
+    exclude = to_csr(local[tu[keep]], ti[keep], len(users))
     pos = positives(graph, split.val, cfg.evaluate.positive_threshold)
-    m = evaluate_ranking(
-        uv, iv, exclude, ei[0, pos], ei[1, pos], cfg.evaluate.k, cfg.evaluate.batch_users
-    )
-    return f"val_ndcg@{cfg.evaluate.k}", m[f"ndcg@{cfg.evaluate.k}"]
+    pu, pi = ei[0, pos], ei[1, pos]
+    keep = local[pu] >= 0
+    top, _ = topk_unseen(uv[users.to(uv.device)], iv, exclude, k, cfg.evaluate.batch_users)
+    m = ranking_metrics(top, local[pu[keep]], pi[keep], len(iv), k)
+    n = float(m["users"])
+    part = torch.tensor([m[f"ndcg@{k}"] * n if n else 0.0, n], dtype=torch.float64)
+    total = ctx.all_reduce(part)
+    return f"val_ndcg@{k}", float(total[0] / total[1]) if total[1] > 0 else float("nan")
 
 
 def disjoint_loader(
-    graph: Graph, train: Tensor, cfg: JobConfig, gen: torch.Generator
+    graph: Graph, train: Tensor, cfg: JobConfig, gen: torch.Generator, batch_size: int | None = None
 ) -> LinkNeighborLoader:
     """A loader whose supervision edges are not in its message-passing graph.
 
@@ -156,7 +227,8 @@ def disjoint_loader(
     perm = train[torch.randperm(len(train), generator=gen)]
     n_sup = max(1, round(len(train) * cfg.train.disjoint_ratio))
     sup, msg = perm[:n_sup].sort().values, perm[n_sup:].sort().values
-    return make_loader(message_graph(graph, msg, cfg.build.reverse_edges), graph, sup, cfg)
+    data = message_graph(graph, msg, cfg.build.reverse_edges)
+    return make_loader(data, graph, sup, cfg, batch_size=batch_size)
 
 
 def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
@@ -166,19 +238,45 @@ def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
     return edges[graph.label[edges] >= threshold]
 
 
+def shard(edges: Tensor, rank: int, world_size: int, seed: int) -> Tensor:
+    """Worker ``rank``'s equal share of ``edges`` (a seeded permutation cut into
+    ``world_size`` parts; the ``< world_size`` left over are dropped so that every worker
+    runs the same number of batches, as DDP requires)."""
+    if world_size == 1:
+        return edges
+    perm = edges[torch.randperm(len(edges), generator=torch.Generator().manual_seed(seed))]
+    per = len(edges) // world_size
+    return perm[rank * per : (rank + 1) * per].sort().values
+
+
 def train_loop(
-    model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobConfig, progress: bool = True
+    model: Recommender,
+    graph: Graph,
+    split: EdgeSplit,
+    cfg: JobConfig,
+    progress: bool = True,
+    ctx: TrainContext | None = None,
+    data: HeteroData | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``split.train``; keep the best validation epoch's weights."""
+    """Train ``model`` in place on ``split.train``; keep the best validation epoch's weights.
+
+    ``data``: the training message graph (``message_graph(graph, split.train)``), when the
+    caller already holds it (shared memory in distributed runs).
+    """
     t = cfg.train
-    torch.manual_seed(t.seed)
-    device = resolve_device(t.device)
+    ctx = ctx or TrainContext(cfg, resolve_device(t.device))
+    device = ctx.device
+    torch.manual_seed(t.seed + ctx.rank)
     model.to(device)
-    data = message_graph(graph, split.train, cfg.build.reverse_edges)
+    net = ctx.prepare_model(model)
+    if data is None:
+        data = message_graph(graph, split.train, cfg.build.reverse_edges)
     # the loader samples from `data` on the CPU; validation runs the full graph on `device`
-    eval_data = message_graph(graph, split.train, cfg.build.reverse_edges).to(device)
-    loader = make_loader(data, graph, split.train, cfg)
-    gen = torch.Generator().manual_seed(t.seed)
+    eval_data = data.to(device) if device.type != "cpu" else data
+    mine = shard(split.train, ctx.rank, ctx.world_size, t.seed)
+    batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
+    loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
+    gen = torch.Generator().manual_seed(t.seed + ctx.rank)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     cw = None
     if t.loss == "weighted_mse":
@@ -188,32 +286,41 @@ def train_loop(
     result = TrainResult()
     best_state = None
     stale = 0
-    for epoch in range(1, t.epochs + 1):
-        model.train()
+    start = 1
+    restores: list[int] = []  # epochs this run was restored from (worker loss, --resume)
+    with ctx.restored() as folder:
+        if folder is not None:
+            state = torch.load(folder / "train_state.pt", map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"][ctx.rank % len(state["rng"])])
+            gen.set_state(state["gen"][ctx.rank % len(state["gen"])])
+            best_state, stale = state["best_model"], state["stale"]
+            result.history, result.best_epoch = state["history"], state["best_epoch"]
+            result.best_val, result.val_metric = state["best_val"], state["val_metric"]
+            start = state["epoch"] + 1
+            restores = [*state.get("restores", []), state["epoch"]]
+    cap = t.max_batches_per_epoch
+    for epoch in range(start, t.epochs + 1):
+        if t.disjoint_ratio > 0:
+            loader = disjoint_loader(graph, mine, cfg, gen, batch_size)
+        # every worker must run the same number of steps (DDP collectives)
+        steps = int(ctx.all_reduce(torch.tensor(len(loader)), "min"))
+        steps = steps if cap is None else min(steps, cap)
+        net.train()
         t0 = time.perf_counter()
         sample_s = compute_s = 0.0
         loss_sum, n_lab, n_batches = 0.0, 0, 0
-        if t.disjoint_ratio > 0:
-            loader = disjoint_loader(graph, split.train, cfg, gen)
         it = iter(loader)
-        bar = tqdm(
-            total=len(loader)
-            if t.max_batches_per_epoch is None
-            else min(len(loader), t.max_batches_per_epoch),
-            desc=f"epoch {epoch}",
-            leave=False,
-            disable=not progress,
-        )
-        while t.max_batches_per_epoch is None or n_batches < t.max_batches_per_epoch:
+        bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
+        while n_batches < steps:
             ts = time.perf_counter()
-            batch = next(it, None)
-            if batch is None:
-                break
+            batch = next(it)
             tc = time.perf_counter()
             sample_s += tc - ts
             batch = batch.to(device)
             opt.zero_grad()
-            loss, n = batch_loss(model, batch, cfg, cw)
+            loss, n = batch_loss(net, batch, cfg, cw)
             loss.backward()
             opt.step()
             compute_s += time.perf_counter() - tc
@@ -224,17 +331,9 @@ def train_loop(
             bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
         bar.close()
         train_s = time.perf_counter() - t0
-        row = {
-            "epoch": epoch,
-            "loss": loss_sum / max(n_lab, 1),
-            "seconds": train_s,
-            "labelled_edges_per_s": n_lab / train_s,
-            "sample_seconds": sample_s,
-            "compute_seconds": compute_s,
-            "batches": n_batches,
-        }
+        row = epoch_row(ctx, epoch, model, loss_sum, n_lab, n_batches, train_s, sample_s, compute_s)
         if has_val:
-            name, value = validate(model, graph, eval_data, split, cfg)
+            name, value = validate(model, graph, eval_data, split, cfg, ctx)
             result.val_metric = name
             row[name] = value
             better = result.best_val is None or (
@@ -242,28 +341,127 @@ def train_loop(
             )
             if better:
                 result.best_val, result.best_epoch, stale = value, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
         else:
             result.best_epoch = epoch
         result.history.append(row)
-        if progress:
+        if progress and ctx.rank == 0:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
             tqdm.write(f"epoch {epoch}: {shown}")
-        if has_val and t.patience and stale >= t.patience:
+        done = epoch == t.epochs or (has_val and t.patience and stale >= t.patience)
+        write = None
+        if done or epoch % t.checkpoint_every == 0:
+            rngs = ctx_states(ctx, torch.get_rng_state())  # collectives: every worker
+            gens = ctx_states(ctx, gen.get_state())
+            if ctx.rank == 0:
+                state = {
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(),
+                    "rng": rngs,
+                    "gen": gens,
+                    "best_model": best_state,
+                    "stale": stale,
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_val": result.best_val,
+                    "val_metric": result.val_metric,
+                    "epoch": epoch,
+                    "restores": restores,
+                }
+                write = functools.partial(save_train_state, state=state, graph=graph, cfg=cfg)
+        ctx.report({k: v for k, v in row.items() if k != "workers"}, epoch, write)
+        if done:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    total_lab = sum(r["labelled_edges_per_s"] * r["seconds"] for r in result.history)
-    total_s = sum(r["seconds"] for r in result.history)
-    result.stats = {
-        "epochs_run": len(result.history),
-        "best_epoch": result.best_epoch,
-        "labelled_edges_per_s": total_lab / max(total_s, 1e-9),
-        "sample_seconds": sum(r["sample_seconds"] for r in result.history),
-        "compute_seconds": sum(r["compute_seconds"] for r in result.history),
-        "sampler": type(loader.link_sampler).__name__,
-        "device": str(device),
-    }
+    result.stats.update(summarize(result.history, ctx.world_size))
+    result.stats.update(
+        sampler=type(loader.link_sampler).__name__, device=str(device), run_id=cfg.train.run_id
+    )
+    result.stats["best_epoch"] = result.best_epoch
+    result.stats["restored_from_epochs"] = restores
     return result
+
+
+def summarize(history: list[dict], world_size: int) -> dict:
+    """Totals over epochs: labelled edges/s (all workers and per worker), sampler and
+    compute seconds."""
+    total_lab = sum(r["labelled_edges"] for r in history)
+    total_s = sum(r["seconds"] for r in history)
+    rate = total_lab / max(total_s, 1e-9)
+    return {
+        "epochs_run": len(history),
+        "workers": world_size,
+        "labelled_edges_per_s": rate,
+        "labelled_edges_per_s_per_worker": rate / world_size,
+        "sample_seconds": sum(r["sample_seconds"] for r in history),
+        "compute_seconds": sum(r["compute_seconds"] for r in history),
+    }
+
+
+def epoch_row(
+    ctx: TrainContext,
+    epoch: int,
+    model: nn.Module,
+    loss_sum: float,
+    n_lab: int,
+    n_batches: int,
+    seconds: float,
+    sample_s: float,
+    compute_s: float,
+) -> dict:
+    """One epoch's figures, summed (edges) or maxed (seconds) over workers, plus each
+    worker's own: its loss, labelled edges/s, sampler and compute seconds, and a checksum of
+    its parameters (equal on every worker when gradients are synchronized)."""
+    checksum = float(sum(p.detach().double().sum().cpu() for p in model.parameters()))
+    mine = [loss_sum, n_lab, seconds, sample_s, compute_s, checksum]
+    every = ctx.all_gather(mine)
+    lab = sum(w[1] for w in every)
+    secs = max(w[2] for w in every)
+    row = {
+        "epoch": epoch,
+        "loss": sum(w[0] for w in every) / max(lab, 1),
+        "seconds": secs,
+        "labelled_edges": int(lab),
+        "labelled_edges_per_s": lab / max(secs, 1e-9),
+        "sample_seconds": max(w[3] for w in every),
+        "compute_seconds": max(w[4] for w in every),
+        "batches": n_batches,
+    }
+    if ctx.world_size > 1:
+        row["workers"] = [
+            {
+                "rank": r,
+                "loss": w[0] / max(w[1], 1),
+                "labelled_edges_per_s": w[1] / max(w[2], 1e-9),
+                "sample_seconds": w[3],
+                "compute_seconds": w[4],
+                "param_checksum": w[5],
+            }
+            for r, w in enumerate(every)
+        ]
+    return row
+
+
+def ctx_states(ctx: TrainContext, state: Tensor) -> list[Tensor]:
+    """Every worker's RNG state (rank order), so a restored run continues each stream."""
+    if ctx.world_size == 1:
+        return [state]
+    gathered = ctx.all_gather([float(b) for b in state.tolist()])
+    return [torch.tensor([int(v) for v in g], dtype=torch.uint8) for g in gathered]
+
+
+def save_train_state(folder, state: dict, graph: Graph, cfg: JobConfig) -> None:
+    """A checkpoint folder: ``train_state.pt`` (model, best model, optimizer, RNG, epoch,
+    history, config) and ``id_map/<type>.parquet`` (position -> original id)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphrec.config import to_dict
+
+    (folder / "id_map").mkdir(parents=True, exist_ok=True)
+    for ntype, ids in graph.node_ids.items():
+        pq.write_table(pa.table({"id": ids}), folder / "id_map" / f"{ntype}.parquet")
+    torch.save({**state, "config": to_dict(cfg)}, folder / "train_state.pt")

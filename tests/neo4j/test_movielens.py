@@ -29,6 +29,7 @@ def neo4j_job(neo4j_cfg, tmp_path, *overrides):
             f"extract.neo4j.password_env={neo4j_cfg.password_env}",
             f"write.run_dir={tmp_path / 'run'}",
             f"build.cache_dir={tmp_path / 'cache'}",
+            f"train.checkpoint_path={tmp_path / 'ckpt'}",
             # genres only and short training: this checks plumbing, not quality
             "build.features.movie=[{property: genres, kind: multi_hot}]",
             "train.epochs=1",
