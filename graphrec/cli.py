@@ -3,6 +3,9 @@
     graphrec run                                   # bundled MovieLens, from the repo root
     graphrec run --config configs/movielens-link.yaml train.epochs=5
     graphrec run --config configs/movielens.yaml mode=final
+    graphrec run --workers 2                       # Ray Train, 2 data-parallel workers
+    graphrec train --workers 2 --resume            # continue the newest stopped run
+    graphrec tune --config configs/movielens-link.yaml --samples 8
 
 Bad input ends with one line ``graphrec: error: ...`` and exit status 2.
 """
@@ -23,16 +26,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="graphrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="extract, build, train, recommend and write back")
-    run.add_argument(
-        "--config", type=Path, default=None, help=f"YAML job config (default: {DEFAULT_CONFIG})"
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key.path=value",
-        help="dotted config overrides, e.g. train.epochs=3",
-    )
+    train = sub.add_parser("train", help="extract, build, train and evaluate (no write-back)")
+    tune = sub.add_parser("tune", help="Ray Tune search over lr, hidden size, fan-out, layers")
+    for p in (run, train, tune):
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help=f"YAML job config (default: {DEFAULT_CONFIG})",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="key.path=value",
+            help="dotted config overrides, e.g. train.epochs=3",
+        )
+    for p in (run, train):
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Ray Train workers (distributed.workers; 0: this process, no Ray)",
+        )
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from the newest checkpoint of train.run_id (default: the newest "
+            "run of this config's name under train.checkpoint_path)",
+        )
+    tune.add_argument("--samples", type=int, default=None, help="trials (tune.num_samples)")
 
     synth = sub.add_parser("synth", help="write a seeded synthetic power-law graph (Parquet)")
     synth.add_argument("--edges", type=float, required=True, help="about this many edges")
@@ -63,9 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = list(getattr(args, "overrides", [])) + extra
     try:
-        return {"run": _run, "synth": _synth, "load": _load, "inspect": _inspect}[args.command](
-            args
-        )
+        commands = {
+            "run": _run,
+            "train": _run,
+            "tune": _tune,
+            "synth": _synth,
+            "load": _load,
+            "inspect": _inspect,
+        }
+        return commands[args.command](args)
     except GraphRecError as exc:
         print(f"graphrec: error: {exc}", file=sys.stderr)
         return 2
@@ -74,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _job_config(args: argparse.Namespace):
     from graphrec.config import load_config
     from graphrec.errors import ConfigError
 
@@ -86,15 +115,43 @@ def _run(args: argparse.Namespace) -> int:
                 "checkout (the repo root) or pass --config"
             )
         path = DEFAULT_CONFIG
-    cfg = load_config(path, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "workers", None) is not None:
+        overrides.append(f"distributed.workers={args.workers}")
+    if getattr(args, "resume", False):
+        overrides.append("train.resume=true")
+    if getattr(args, "samples", None) is not None:
+        overrides.append(f"tune.num_samples={args.samples}")
+    return load_config(path, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = _job_config(args)
     from graphrec.job import run_job  # heavy imports only once the config is known good
 
-    result = run_job(cfg, progress=not args.quiet)
+    result = run_job(cfg, progress=not args.quiet, train_only=args.command == "train")
     m = result.metrics
-    summary = {k: m[k] for k in ("rmse", "recall@20", "ndcg@20", "baseline_popularity") if k in m}
+    keys = ("rmse", "recall@20", "ndcg@20", "baseline_popularity")
+    summary = {k: m[k] for k in keys if k in m}
+    train = m["stages"]["train"]
+    summary["train"] = {
+        k: train[k]
+        for k in ("workers", "labelled_edges_per_s", "best_epoch", "run_id", "restored_from_epochs")
+        if k in train
+    }
     summary["seconds"] = {k: round(v, 1) for k, v in m["seconds"].items()}
     print(json.dumps(summary, indent=1))
     print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    cfg = _job_config(args)
+    from graphrec.distributed.tune import run_tune
+
+    out = run_tune(cfg, progress=not args.quiet)
+    print(json.dumps({k: out[k] for k in ("metric", "best_config", "best_value")}, indent=1))
+    print(f"all trials: {out['results_file']}")
     return 0
 
 

@@ -56,21 +56,71 @@ class StageClock:
         self.stages[name]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_job(cfg: JobConfig, progress: bool = True) -> RunResult:
-    """Run all five stages for ``cfg``; returns the run folder and its metrics."""
+def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> RunResult:
+    """Run all five stages for ``cfg`` (``train_only``: extract, build, train and evaluate);
+    returns the run folder and its metrics."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     final = Path(cfg.write.run_dir or _default_run_dir(cfg.name))
     with staged_dir(final) as work:
-        metrics = _run(cfg, work, progress)
+        metrics = _run(cfg, work, progress, train_only)
     return RunResult(final, metrics)
 
 
-def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
+def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False) -> dict:
     clock = StageClock()
-    target = cfg.build.target
-    sinks = make_sinks(cfg)  # an unknown sink fails now, not after training
+    sinks = [] if train_only else make_sinks(cfg)  # an unknown sink fails now, not later
 
+    graph, split = extract_and_build(cfg, clock, progress)
+
+    with clock.stage("train") as st:
+        inputs = TrainInputs.of(graph, split, cfg)
+        if cfg.distributed.workers > 0:
+            from graphrec.distributed import fit  # Ray only when asked for
+
+            model, result = fit(inputs, cfg, progress)
+            model.to(resolve_device(cfg.train.device))
+        else:
+            model, result = train_loop_per_worker(
+                {"cfg": cfg, "inputs": inputs, "progress": progress}
+            )
+        del inputs
+        st.update(result.stats)
+
+    metrics: dict = {"name": cfg.name, "mode": cfg.mode, "objective": cfg.train.objective}
+    if cfg.mode == "evaluate":
+        with clock.stage("evaluate"):
+            metrics.update(evaluate_test(model, graph, split, cfg))
+        metrics["best_epoch"] = result.best_epoch
+        metrics[result.val_metric] = result.best_val
+
+    if not train_only:
+        with clock.stage("recommend") as st:
+            recs = recommend(model, graph, cfg, progress)
+            st["users"] = graph.num_nodes[graph.user_type]
+        st["users_per_s"] = st["users"] / st["seconds"]
+
+    with clock.stage("write") as st:
+        for name in sinks:
+            st[name] = make_sink(name, cfg, run_dir).write(recs)
+        if sinks:
+            st["rows_per_s"] = st[sinks[-1]]["rows_per_s"]
+            metrics["recommendations"] = {"rows": recs.num_rows, "k": cfg.recommend.k}
+        save_checkpoint(run_dir, model, graph, cfg, result)
+        plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
+
+    metrics["stages"] = clock.stages
+    metrics["seconds"] = {name: s["seconds"] for name, s in clock.stages.items()}
+    metrics["history"] = result.history
+    metrics["environment"] = environment()
+    metrics["config"] = to_dict(cfg)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    return metrics
+
+
+def extract_and_build(cfg: JobConfig, clock: StageClock, progress: bool) -> tuple[Graph, EdgeSplit]:
+    """Stages 1 and 2: the graph as tensors, and its split (all edges train in final mode)."""
+    target = cfg.build.target
     with clock.stage("extract") as st:
         required = {target: [cfg.build.label]} if cfg.build.label else {}
         source = make_source(cfg.extract)
@@ -102,48 +152,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool) -> dict:
             train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)
         )
         del tables
-
-    with clock.stage("train") as st:
-        inputs = TrainInputs.of(graph, split, cfg)
-        if cfg.distributed.workers > 0:
-            from graphrec.distributed import fit  # Ray only when asked for
-
-            model, result = fit(inputs, cfg, progress)
-            model.to(resolve_device(cfg.train.device))
-        else:
-            model, result = train_loop_per_worker(
-                {"cfg": cfg, "inputs": inputs, "progress": progress}
-            )
-        del inputs
-        st.update(result.stats)
-
-    metrics: dict = {"name": cfg.name, "mode": cfg.mode, "objective": cfg.train.objective}
-    if cfg.mode == "evaluate":
-        with clock.stage("evaluate"):
-            metrics.update(evaluate_test(model, graph, split, cfg))
-        metrics["best_epoch"] = result.best_epoch
-        metrics[result.val_metric] = result.best_val
-
-    with clock.stage("recommend") as st:
-        recs = recommend(model, graph, cfg, progress)
-        st["users"] = graph.num_nodes[graph.user_type]
-    st["users_per_s"] = st["users"] / st["seconds"]
-
-    with clock.stage("write") as st:
-        for name in sinks:
-            st[name] = make_sink(name, cfg, run_dir).write(recs)
-        st["rows_per_s"] = st[sinks[-1]]["rows_per_s"]
-        save_checkpoint(run_dir, model, graph, cfg, result)
-        plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
-
-    metrics["recommendations"] = {"rows": recs.num_rows, "k": cfg.recommend.k}
-    metrics["stages"] = clock.stages
-    metrics["seconds"] = {name: s["seconds"] for name, s in clock.stages.items()}
-    metrics["history"] = result.history
-    metrics["environment"] = environment()
-    metrics["config"] = to_dict(cfg)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    return metrics
+    return graph, split
 
 
 def evaluate_test(model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> dict:
