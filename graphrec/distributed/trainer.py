@@ -66,9 +66,10 @@ def fit(
     init_ray(d.address, quiet=not progress)
     storage = absolute_uri(t.checkpoint_path)
     run_id = resolve_run_id(cfg)
-    resume = latest_checkpoint(storage, run_id) if t.resume else None
-    if t.resume and resume is None:
+    if t.resume and latest_checkpoint(storage, run_id) is None:
         raise ConfigError(f"train.resume: no checkpoint under {storage}/{run_id}")
+    # Ray Train restores a run from its storage folder when the run name is reused, so
+    # resuming is starting the same run_id again; a new run gets a new run_id.
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -89,7 +90,6 @@ def fit(
             failure_config=FailureConfig(max_failures=d.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
         ),
-        resume_from_checkpoint=resume,
     )
     try:
         result = trainer.fit()
