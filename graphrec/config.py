@@ -429,6 +429,11 @@ class JobConfig:
                     f"build.{what}={prop!r} is not a property of edge type "
                     f"{self.build.target!r}: add it to extract.edges.{self.build.target}.properties"
                 )
+        if self.distributed.workers > 0 and self.train.checkpoint_path is None:
+            raise ConfigError(
+                "distributed.workers > 0 needs train.checkpoint_path: checkpoints are how a "
+                "distributed run survives a lost worker"
+            )
         if self.train.objective == "rating" and self.build.label is None:
             raise ConfigError("train.objective=rating needs build.label (the rating property)")
         if self.build.split.kind == "temporal" and self.build.timestamp is None:

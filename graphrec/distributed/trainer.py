@@ -58,11 +58,6 @@ def fit(
 ) -> tuple[Recommender, TrainResult]:
     """Train on ``cfg.distributed.workers`` Ray Train workers; the best model and its history."""
     d, t = cfg.distributed, cfg.train
-    if t.checkpoint_path is None:
-        raise ConfigError(
-            "distributed training needs train.checkpoint_path (checkpoints are how a run "
-            "survives a lost worker)"
-        )
     init_ray(d.address, quiet=not progress)
     storage = absolute_uri(t.checkpoint_path)
     run_id = resolve_run_id(cfg)

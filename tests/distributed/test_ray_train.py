@@ -24,12 +24,20 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster):
+@pytest.mark.parametrize("objective,loss", [("rating", "mse"), ("link", "bce")])
+def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster, objective, loss):
+    import torch
+
+    from graphrec.train.loop import new_model, validate
+
+    tiny_cfg.train.objective, tiny_cfg.train.loss = objective, loss
     tiny_cfg.distributed.workers = 2
     tiny_cfg.train.epochs = 2
     tiny_cfg.train.patience = 0
     inputs = inputs_of(tiny_cfg)
     model, result = fit(inputs, tiny_cfg, progress=False)
+    metric = result.val_metric
+    assert metric == ("val_rmse" if objective == "rating" else "val_ndcg@20")
     assert [r["epoch"] for r in result.history] == [1, 2]
     for row in result.history:
         w0, w1 = row["workers"]
@@ -45,7 +53,17 @@ def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster):
     ckpt = Path(result.stats["checkpoint"])
     assert (ckpt / "train_state.pt").is_file() and (ckpt / "id_map/movie.parquet").is_file()
     assert result.stats["workers"] == 2
-    assert result.best_val == min(r["val_rmse"] for r in result.history)
+    best = min if objective == "rating" else max
+    assert result.best_val == best(r[metric] for r in result.history)
+    # the validation the workers computed on their shards and summed is the full metric:
+    # the same weights validated in one process give the same number
+    state = torch.load(ckpt / "train_state.pt", weights_only=False)
+    last = new_model(inputs.graph, inputs.split, tiny_cfg)
+    last.load_state_dict(state["model"])
+    _, alone = validate(last, inputs.graph, inputs.data, inputs.split, tiny_cfg)
+    assert alone == pytest.approx(result.history[-1][metric], rel=1e-6)
+    if objective == "link":
+        return
 
     # --resume: the same run continues on a new worker group from its last checkpoint
     tiny_cfg.train.resume = True
