@@ -6,6 +6,7 @@
     graphrec run --workers 2                       # Ray Train, 2 data-parallel workers
     graphrec train --workers 2 --resume            # continue the newest stopped run
     graphrec tune --config configs/movielens-link.yaml --samples 8
+    graphrec bench --sizes 1e5,1e6 --quick         # every stage, report + plots in bench/results
 
 Bad input ends with one line ``graphrec: error: ...`` and exit status 2.
 """
@@ -57,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     tune.add_argument("--samples", type=int, default=None, help="trials (tune.num_samples)")
 
+    bench = sub.add_parser("bench", help="throughput, memory and cost growth of every stage")
+    bench.add_argument("--sizes", default="1e5,1e6,1e7", help="synthetic graph sizes (edges)")
+    bench.add_argument("--stages", default=None, help="comma-separated subset of the stages")
+    bench.add_argument("--quick", action="store_true", help="fewer batches and samples")
+    bench.add_argument("--data", default=".graphrec/bench", help="where generated graphs go")
+    bench.add_argument("--out", default="bench/results", help="JSON, Markdown and plots")
+    bench.add_argument(
+        "--movielens", default="configs/debug.yaml", help="also this config's graph ('' : no)"
+    )
+
     synth = sub.add_parser("synth", help="write a seeded synthetic power-law graph (Parquet)")
     synth.add_argument("--edges", type=float, required=True, help="about this many edges")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "run": _run,
             "train": _run,
             "tune": _tune,
+            "bench": _bench,
             "synth": _synth,
             "load": _load,
             "inspect": _inspect,
@@ -152,6 +164,27 @@ def _tune(args: argparse.Namespace) -> int:
     out = run_tune(cfg, progress=not args.quiet)
     print(json.dumps({k: out[k] for k in ("metric", "best_config", "best_value")}, indent=1))
     print(f"all trials: {out['results_file']}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from graphrec.benchmark.runner import parse_sizes, run_bench
+    from graphrec.benchmark.stages import STAGES
+    from graphrec.errors import ConfigError
+
+    stages = tuple(args.stages.split(",")) if args.stages else STAGES
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stages: unknown {', '.join(unknown)} (have: {', '.join(STAGES)})")
+    result = run_bench(
+        parse_sizes(args.sizes),
+        stages,
+        args.quick,
+        args.data,
+        args.out,
+        args.movielens or None,
+    )
+    print(Path(result["files"]["report"]).read_text())
     return 0
 
 

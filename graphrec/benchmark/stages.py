@@ -1,0 +1,388 @@
+"""Every stage of the job on one graph, timed, with its throughput, its peak memory and,
+where there is one, the alternative measured side by side in the same process.
+
+Stages and units: extract (edges/s), build (rows/s; tensor bytes vs peak memory), text
+encoding (sentences/s), sampling (mini-batches/s, sampled edges/s), training (labelled
+edges/s; alternative: full-batch training as the seed articles do it), full-graph inference
+(nodes/s), top-k (users/s and GFLOP/s against this machine's measured matmul peak;
+alternatives: a per-user Python loop, FAISS when installed) and write (rows/s, Parquet).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+
+from graphrec.benchmark.memory import RssSampler
+from graphrec.build import build_graph, split_edges
+from graphrec.build.graph import Graph, message_graph
+from graphrec.config import FeatureSpec, JobConfig
+from graphrec.loaders import extract, make_source
+from graphrec.recommend.topk import to_csr, topk_unseen
+from graphrec.sinks.parquet import ParquetSink
+from graphrec.train.loop import (
+    TrainInputs,
+    batch_loss,
+    make_loader,
+    new_model,
+    train_loop_per_worker,
+)
+
+STAGES = ("extract", "build", "text", "sample", "train", "inference", "topk", "write")
+FULL_BATCH_MAX_EDGES = 2_000_000  # above this, one full-batch step needs tens of GB
+
+
+def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """Measured float32 matrix-product GFLOP/s of this machine (torch, all threads)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
+
+
+class Bench:
+    """Runs stages in order on one graph, recording seconds and peak RSS of each."""
+
+    def __init__(self, rss: RssSampler, log: Callable[[str], None]) -> None:
+        self.rss = rss
+        self.log = log
+        self.out: dict[str, dict] = {}
+
+    def stage(self, name: str, fn: Callable[[], dict]) -> dict:
+        base = self.rss.reset()
+        t0 = time.perf_counter()
+        rec = fn() or {}
+        rec["seconds"] = rec.get("seconds", time.perf_counter() - t0)
+        rec["peak_rss_mb"] = self.rss.peak_mb
+        rec["rss_growth_mb"] = rec["peak_rss_mb"] - base
+        self.out[name] = rec
+        shown = {k: _short(v) for k, v in rec.items() if not isinstance(v, dict)}
+        self.log(f"  {name}: {shown}")
+        return rec
+
+
+def bench_graph(
+    cfg: JobConfig,
+    stages: tuple[str, ...],
+    quick: bool,
+    rss: RssSampler,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """All requested ``stages`` on the graph ``cfg`` describes; one record per stage."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train.checkpoint_path = None
+    cfg.train.patience = 0
+    b = Bench(rss, log)
+    steps = 10 if quick else 40
+    state: dict = {}
+
+    def do_extract() -> dict:
+        source = make_source(cfg.extract)
+        t0 = time.perf_counter()
+        state["tables"] = extract(source, progress=False)
+        s = time.perf_counter() - t0
+        source.close()
+        n = state["tables"].num_edges
+        return {"edges": n, "seconds": s, "edges_per_s": n / s, "source": cfg.extract.source}
+
+    def do_build() -> dict:
+        tables = state.pop("tables")
+        rows = sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
+        t0 = time.perf_counter()
+        g = build_graph(tables, cfg, progress=False)
+        n = g.target_index.shape[1]
+        split = split_edges(cfg.build.split, n, g.target_index[0], g.time)
+        inputs = TrainInputs.of(g, split, cfg)
+        s = time.perf_counter() - t0
+        del tables
+        state.update(graph=g, split=split, inputs=inputs)
+        tensor_mb = _tensor_bytes(g, inputs) / 2**20
+        return {
+            "rows": rows,
+            "seconds": s,
+            "rows_per_s": rows / s,
+            "tensor_mb": tensor_mb,
+            "nodes": g.num_nodes,
+        }
+
+    def do_text() -> dict:
+        from graphrec.build.features import encode_text
+
+        n = 2000 if quick else 10000
+        titles = _titles(cfg, n)
+        spec = FeatureSpec(property="title", kind="text")
+        stats: dict = {}
+        with tempfile.TemporaryDirectory() as tmp:  # no cache: measure the encoder
+            encode_text(titles, spec, tmp, stats, progress=False)
+        return {
+            "sentences": len(titles),
+            "seconds": stats["text_seconds"],
+            "sentences_per_s": stats["sentences_per_s"],
+        }
+
+    def do_sample() -> dict:
+        g, split, inputs = state["graph"], state["split"], state["inputs"]
+        loader = make_loader(inputs.data, g, split.train, cfg)
+        n = max(1, min(steps, len(loader) - 1))  # a small graph has few batches
+        it = iter(loader)
+        next(it)  # warm-up
+        edges, t0 = 0, time.perf_counter()
+        for _ in range(n):
+            batch = next(it)
+            edges += sum(batch[et].edge_index.shape[1] for et in batch.edge_types)
+        s = time.perf_counter() - t0
+        return {
+            "batches": n,
+            "seconds": s,
+            "batches_per_s": n / s,
+            "sampled_edges_per_s": edges / s,
+            "sampler": type(loader.link_sampler).__name__,
+        }
+
+    def do_train() -> dict:
+        c = copy.deepcopy(cfg)
+        c.train.epochs, c.train.max_batches_per_epoch = 1, steps
+        inputs = state["inputs"]
+        no_val = TrainInputs(inputs.graph, _no_val(inputs.split), inputs.data)
+        model, result = train_loop_per_worker({"cfg": c, "inputs": no_val, "progress": False})
+        state["model"] = model
+        row = result.history[-1]
+        out = {
+            "labelled_edges": row["labelled_edges"],
+            "seconds": row["seconds"],
+            "labelled_edges_per_s": row["labelled_edges_per_s"],
+            "sample_seconds": row["sample_seconds"],
+            "compute_seconds": row["compute_seconds"],
+        }
+        out["alternatives"] = {"full_batch": _full_batch(state["graph"], inputs, c, quick)}
+        fb = out["alternatives"]["full_batch"].get("labelled_edges_per_s")
+        if fb:
+            out["alternatives"]["full_batch"]["ratio"] = out["labelled_edges_per_s"] / fb
+        return out
+
+    def do_inference() -> dict:
+        g, model = state["graph"], _model(state, cfg)
+        data = message_graph(g, None, cfg.build.reverse_edges)
+        t0 = time.perf_counter()
+        state["vectors"] = model.vectors(data)
+        s = time.perf_counter() - t0
+        n = sum(g.num_nodes.values())
+        return {"nodes": n, "seconds": s, "nodes_per_s": n / s}
+
+    def do_topk() -> dict:
+        g = state["graph"]
+        uv, iv = state["vectors"]
+        ei = g.target_index
+        n_users = len(uv)
+        exclude = to_csr(ei[0], ei[1], n_users)
+        k = cfg.recommend.k
+        t0 = time.perf_counter()
+        items, scores = topk_unseen(uv, iv, exclude, k, cfg.recommend.batch_users)
+        s = time.perf_counter() - t0
+        state["recs"] = (items, scores)
+        flops = 2.0 * n_users * len(iv) * uv.shape[1]
+        peak = state.setdefault("peak", matmul_peak_gflops())
+        out = {
+            "users": n_users,
+            "items": len(iv),
+            "seconds": s,
+            "users_per_s": n_users / s,
+            "gflops": flops / s / 1e9,
+            "matmul_peak_gflops": peak,
+            "share_of_peak": flops / s / 1e9 / peak,
+        }
+        out["alternatives"] = {"per_user_loop": _per_user_loop(uv, iv, exclude, k, items)}
+        out["alternatives"]["per_user_loop"]["ratio"] = (
+            out["users_per_s"] / out["alternatives"]["per_user_loop"]["users_per_s"]
+        )
+        faiss = _faiss(uv, iv, exclude, k, items)
+        out["alternatives"]["faiss"] = faiss
+        if "users_per_s" in faiss:
+            faiss["ratio"] = out["users_per_s"] / faiss["users_per_s"]
+        return out
+
+    def do_write() -> dict:
+        g = state["graph"]
+        items, scores = state["recs"]
+        k = items.shape[1]
+        users = torch.arange(len(items)).repeat_interleave(k)
+        flat = items.flatten()
+        keep = flat >= 0
+        table = pa.table(
+            {
+                "user_id": g.node_ids[g.user_type].take(pa.array(users[keep].numpy())),
+                "item_id": g.node_ids[g.item_type].take(pa.array(flat[keep].numpy())),
+                "rank": pa.array(torch.arange(1, k + 1).repeat(len(items))[keep].numpy()),
+                "score": pa.array(scores.flatten()[keep].numpy()),
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = ParquetSink(Path(tmp) / "recommendations.parquet").write(table)
+        return {
+            "rows": stats["rows"],
+            "seconds": stats["seconds"],
+            "rows_per_s": stats["rows_per_s"],
+            "sink": "parquet",
+        }
+
+    runs = {
+        "extract": do_extract,
+        "build": do_build,
+        "text": do_text,
+        "sample": do_sample,
+        "train": do_train,
+        "inference": do_inference,
+        "topk": do_topk,
+        "write": do_write,
+    }
+    needed = _with_prerequisites(stages)
+    for name in STAGES:
+        if name in needed:
+            rec = b.stage(name, runs[name])
+            if name not in stages:
+                rec["prerequisite_only"] = True
+    build = b.out.get("build")
+    if build:
+        build["peak_over_tensors"] = build["rss_growth_mb"] / max(build["tensor_mb"], 1e-9)
+    return b.out
+
+
+def _with_prerequisites(stages: tuple[str, ...]) -> set[str]:
+    need = set(stages)
+    if need & {"build", "text", "sample", "train", "inference", "topk", "write"}:
+        need |= {"extract", "build"}
+    if need & {"inference", "topk", "write"}:
+        need |= {"train", "inference"}
+    if "write" in need:
+        need |= {"topk"}
+    return need
+
+
+def _no_val(split):
+    from graphrec.build.split import EdgeSplit
+
+    return EdgeSplit(split.train, split.val[:0], split.test[:0])
+
+
+def _model(state: dict, cfg: JobConfig):
+    if "model" not in state:
+        torch.manual_seed(cfg.train.seed)
+        state["model"] = new_model(state["graph"], state["split"], cfg)
+    return state["model"]
+
+
+def _tensor_bytes(g: Graph, inputs: TrainInputs) -> int:
+    tensors = [*g.x.values(), *g.edge_index.values(), g.label, g.time]
+    tensors += [inputs.data[et].edge_index for et in inputs.data.edge_types]
+    tensors += [inputs.split.train, inputs.split.val, inputs.split.test]
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _titles(cfg: JobConfig, n: int) -> pa.ChunkedArray:
+    """Up to ``n`` item titles (or any string property) of the graph, for text encoding."""
+    import pyarrow.compute as pc
+
+    from graphrec.loaders.files import FileSource
+
+    item = cfg.extract.edges[cfg.build.target].dst
+    spec = cfg.extract.nodes[item]
+    prop = next((p for p, t in spec.properties.items() if t == "string" and "title" in p), None)
+    prop = prop or next(p for p, t in spec.properties.items() if t == "string")
+    tables = extract(FileSource(cfg.extract), progress=False)
+    col = tables.nodes[item].column(prop)
+    return pc.cast(col.slice(0, n), pa.string())
+
+
+def _full_batch(g: Graph, inputs: TrainInputs, cfg: JobConfig, quick: bool) -> dict:
+    """Full-batch training: every step runs the whole training graph and every training
+    edge, as the seed articles train (one step per epoch)."""
+    n = len(inputs.split.train)
+    if g.edge_index[g.target].shape[1] > FULL_BATCH_MAX_EDGES:
+        return {"skipped": f"graph above {FULL_BATCH_MAX_EDGES:,} edges (memory)"}
+    torch.manual_seed(cfg.train.seed)
+    model = new_model(g, inputs.split, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    data = message_graph(g, inputs.split.train, cfg.build.reverse_edges)
+    data[g.target].edge_label_index = g.target_index[:, inputs.split.train]
+    if cfg.train.objective == "rating":
+        data[g.target].edge_label = g.label[inputs.split.train]
+    else:  # one uniform negative per positive, as in the seed articles
+        neg = torch.randint(0, g.num_nodes[g.item_type], (n,))
+        pos_ei = g.target_index[:, inputs.split.train]
+        data[g.target].edge_label_index = torch.cat([pos_ei, torch.stack([pos_ei[0], neg])], dim=1)
+        data[g.target].edge_label = torch.cat([torch.ones(n), torch.zeros(n)])
+    steps = 2 if quick else 3
+    loss_cfg = copy.deepcopy(cfg)
+    if loss_cfg.train.loss == "bpr":
+        loss_cfg.train.loss = "bce"
+    batch_loss(model, data, loss_cfg)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = batch_loss(model, data, loss_cfg)
+        loss.backward()
+        opt.step()
+    s = (time.perf_counter() - t0) / steps
+    return {"step_seconds": s, "labelled_edges_per_s": n / s}
+
+
+def _per_user_loop(uv, iv, exclude, k, reference, users: int = 300) -> dict:
+    """The seed articles' top-k: one user at a time, in Python (measured on a sample)."""
+    indptr, indices = exclude
+    sample = torch.linspace(0, len(uv) - 1, min(users, len(uv))).long().unique()
+    t0 = time.perf_counter()
+    agree = 0
+    for u in sample.tolist():
+        s = iv @ uv[u]
+        s[indices[indptr[u] : indptr[u + 1]]] = float("-inf")
+        top = torch.topk(s, min(k, len(s))).indices
+        agree += int(torch.equal(top, reference[u, : len(top)]))
+    sec = time.perf_counter() - t0
+    return {
+        "users": len(sample),
+        "users_per_s": len(sample) / sec,
+        "same_result": agree == len(sample),
+    }
+
+
+def _faiss(uv, iv, exclude, k, reference, users: int = 2000) -> dict:
+    """Exact inner-product search (IndexFlatIP) for k + the most seen items of each user,
+    then the seen ones dropped; on a sample of users (a search that deep for every user of a
+    large graph would not fit in memory)."""
+    try:
+        import faiss
+    except ImportError:
+        return {"skipped": "faiss is not installed (pip install faiss-cpu)"}
+    indptr, indices = exclude
+    sample = torch.linspace(0, len(uv) - 1, min(users, len(uv))).long().unique()
+    seen_max = int((indptr[sample + 1] - indptr[sample]).max())
+    index = faiss.IndexFlatIP(iv.shape[1])
+    index.add(iv.float().numpy())
+    t0 = time.perf_counter()
+    _, found = index.search(uv[sample].float().numpy(), min(k + seen_max, len(iv)))
+    found = torch.from_numpy(found)
+    same = 0
+    for row, u in zip(found, sample.tolist(), strict=True):
+        seen = indices[indptr[u] : indptr[u + 1]]
+        top = row[~torch.isin(row, seen)][:k]
+        same += int(torch.equal(top, reference[u, : len(top)]))
+    sec = time.perf_counter() - t0
+    return {
+        "users": len(sample),
+        "users_per_s": len(sample) / sec,
+        "share_same_top_k": same / len(sample),
+    }
+
+
+def _short(v):
+    if isinstance(v, float):
+        return round(v, 3) if abs(v) < 1000 else round(v)
+    return v

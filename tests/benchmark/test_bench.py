@@ -1,0 +1,93 @@
+"""``graphrec bench`` on tiny graphs: every stage measured, alternatives agree, report written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphrec.benchmark.memory import RssSampler
+from graphrec.benchmark.runner import exponents, parse_sizes, run_bench
+from graphrec.cli import main
+from graphrec.errors import ConfigError
+
+STAGES = ("extract", "build", "sample", "train", "inference", "topk", "write")
+
+
+def test_exponent_of_linear_and_quadratic_costs():
+    graphs = [
+        {
+            "edges": e,
+            "stages": {"extract": {"seconds": 1e-6 * e}, "topk": {"seconds": 1e-12 * e**2}},
+        }
+        for e in (1e4, 1e5, 1e6)
+    ]
+    out = exponents(graphs)
+    assert out["extract"]["exponent"] == pytest.approx(1.0) and not out["extract"]["flagged"]
+    assert out["topk"]["exponent"] == pytest.approx(2.0) and out["topk"]["flagged"]
+    assert exponents(graphs[:1]) == {}
+
+
+def test_rss_sampler_sees_a_stage_peak():
+    with RssSampler(interval_s=0.001) as rss:
+        base = rss.reset()
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        block[::512] = 2.0
+        import time
+
+        time.sleep(0.05)
+        assert rss.peak_mb - base > 50
+        del block
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ConfigError, match="--sizes"):
+        parse_sizes("1e5,ten")
+    with pytest.raises(ConfigError, match="--sizes"):
+        parse_sizes("10")
+
+
+def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
+    result = run_bench(
+        [3000, 12000],
+        STAGES,
+        quick=True,
+        data_dir=tmp_path / "data",
+        out_dir=tmp_path / "out",
+        log=lambda *_: None,
+    )
+    graphs = result["graphs"]
+    assert [g["name"] for g in graphs] == ["synth-3000", "synth-12000"]
+    for g in graphs:
+        st = g["stages"]
+        assert set(st) == set(STAGES)
+        assert st["extract"]["edges_per_s"] > 0 and st["build"]["rows_per_s"] > 0
+        assert st["sample"]["batches_per_s"] > 0 and st["train"]["labelled_edges_per_s"] > 0
+        assert st["inference"]["nodes_per_s"] > 0 and st["write"]["rows_per_s"] > 0
+        assert all(s["peak_rss_mb"] > 0 for s in st.values())
+        topk = st["topk"]
+        assert 0 < topk["share_of_peak"] and topk["gflops"] > 0
+        # the per-user loop and FAISS find exactly the batched top-k
+        loop = topk["alternatives"]["per_user_loop"]
+        assert loop["same_result"] and loop["ratio"] > 0
+        faiss = topk["alternatives"]["faiss"]
+        assert "skipped" in faiss or faiss["share_same_top_k"] == 1.0
+        fb = st["train"]["alternatives"]["full_batch"]
+        assert fb["labelled_edges_per_s"] > 0 and fb["ratio"] > 0
+        assert st["build"]["tensor_mb"] > 0 and st["build"]["peak_over_tensors"] >= 0
+    assert set(result["exponents"]) == {"extract", "build", "inference", "topk", "write"}
+    files = result["files"]
+    saved = json.loads(Path(files["json"]).read_text())
+    assert saved["graphs"][1]["edges"] == graphs[1]["edges"]
+    assert saved["machine"]["cpus"] >= 1 and saved["versions"]["torch"]
+    for key in ("throughput_png", "memory_png", "breakdown_png"):
+        assert Path(files[key]).stat().st_size > 5000
+    report = Path(files["report"]).read_text()
+    assert "## synth-12000" in report and "per_user_loop" in report and "Cost growth" in report
+
+
+def test_cli_bench_refuses_an_unknown_stage(capsys):
+    assert main(["bench", "--sizes", "1e4", "--stages", "extract,bogus"]) == 2
+    assert "unknown bogus" in capsys.readouterr().err
