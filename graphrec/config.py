@@ -227,6 +227,11 @@ class ModelConfig:
     """Dropout between layers."""
     aggr: Literal["mean", "max", "sum"] = "mean"
     """SAGE neighbourhood aggregation."""
+    sparse_embeddings: bool = False
+    """Per-node embedding and bias tables get sparse gradients, updated by SparseAdam: a
+    step then costs the rows its batch touched, not the whole tables (and DDP exchanges
+    only those rows). ``train.weight_decay`` then applies to the dense layers only. Not with
+    NCCL (GPU workers), which has no sparse all-reduce."""
 
 
 @dataclass
@@ -429,6 +434,11 @@ class JobConfig:
                     f"build.{what}={prop!r} is not a property of edge type "
                     f"{self.build.target!r}: add it to extract.edges.{self.build.target}.properties"
                 )
+        if self.model.sparse_embeddings and self.distributed.use_gpu:
+            raise ConfigError(
+                "model.sparse_embeddings does not work with distributed.use_gpu (NCCL has no "
+                "sparse all-reduce): set model.sparse_embeddings=false"
+            )
         if self.distributed.workers > 0 and self.train.checkpoint_path is None:
             raise ConfigError(
                 "distributed.workers > 0 needs train.checkpoint_path: checkpoints are how a "

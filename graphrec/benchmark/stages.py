@@ -24,6 +24,7 @@ from graphrec.build import build_graph, split_edges
 from graphrec.build.graph import Graph, message_graph
 from graphrec.config import FeatureSpec, JobConfig
 from graphrec.loaders import extract, make_source
+from graphrec.models.recommender import make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.sinks.parquet import ParquetSink
 from graphrec.train.loop import (
@@ -162,10 +163,19 @@ def bench_graph(
             "sample_seconds": row["sample_seconds"],
             "compute_seconds": row["compute_seconds"],
         }
-        out["alternatives"] = {"full_batch": _full_batch(state["graph"], inputs, c, quick)}
-        fb = out["alternatives"]["full_batch"].get("labelled_edges_per_s")
-        if fb:
-            out["alternatives"]["full_batch"]["ratio"] = out["labelled_edges_per_s"] / fb
+        alts = {"full_batch": _full_batch(state["graph"], inputs, c, quick)}
+        # the same mini-batch training with the other kind of embedding gradients
+        other = copy.deepcopy(c)
+        other.model.sparse_embeddings = not c.model.sparse_embeddings
+        _, r2 = train_loop_per_worker({"cfg": other, "inputs": no_val, "progress": False})
+        alts[f"sparse_embeddings={str(other.model.sparse_embeddings).lower()}"] = {
+            "labelled_edges_per_s": r2.history[-1]["labelled_edges_per_s"],
+            "compute_seconds": r2.history[-1]["compute_seconds"],
+        }
+        for a in alts.values():
+            if a.get("labelled_edges_per_s"):
+                a["ratio"] = out["labelled_edges_per_s"] / a["labelled_edges_per_s"]
+        out["alternatives"] = alts
         return out
 
     def do_inference() -> dict:
@@ -309,7 +319,7 @@ def _full_batch(g: Graph, inputs: TrainInputs, cfg: JobConfig, quick: bool) -> d
         return {"skipped": f"graph above {FULL_BATCH_MAX_EDGES:,} edges (memory)"}
     torch.manual_seed(cfg.train.seed)
     model = new_model(g, inputs.split, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    opt = make_optimizer(model, cfg.train.lr)
     data = message_graph(g, inputs.split.train, cfg.build.reverse_edges)
     data[g.target].edge_label_index = g.target_index[:, inputs.split.train]
     if cfg.train.objective == "rating":

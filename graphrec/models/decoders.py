@@ -14,12 +14,15 @@ from torch import Tensor, nn
 
 
 class DotDecoder(nn.Module):
-    """Args: num_users, num_items: rows of the bias tables; init_mean: start of ``mu``."""
+    """Args: num_users, num_items: rows of the bias tables; init_mean: start of ``mu``;
+    sparse: sparse gradients for the bias tables."""
 
-    def __init__(self, num_users: int, num_items: int, init_mean: float = 0.0) -> None:
+    def __init__(
+        self, num_users: int, num_items: int, init_mean: float = 0.0, sparse: bool = False
+    ) -> None:
         super().__init__()
-        self.user_bias = nn.Embedding(num_users, 1)
-        self.item_bias = nn.Embedding(num_items, 1)
+        self.user_bias = nn.Embedding(num_users, 1, sparse=sparse)
+        self.item_bias = nn.Embedding(num_items, 1, sparse=sparse)
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
         self.mean = nn.Parameter(torch.tensor(float(init_mean)))

@@ -31,6 +31,7 @@ class HeteroSAGE(nn.Module):
     embedding_dim: width of the learnable per-node embedding.
     num_layers: message-passing layers (match the sampler's hops).
     dropout, aggr: dropout between layers; SAGE neighbourhood aggregation.
+    sparse: sparse gradients for the embedding tables (train them with SparseAdam).
 
     Shapes: ``forward(x_dict, n_id_dict, edge_index_dict)`` with ``x_dict[t]: [n_t, F_t]``,
     ``n_id_dict[t]: [n_t]`` global ids, ``edge_index_dict[e]: [2, E_e]`` local ids; returns
@@ -47,10 +48,11 @@ class HeteroSAGE(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.0,
         aggr: str = "mean",
+        sparse: bool = False,
     ) -> None:
         super().__init__()
         self.embedding = nn.ModuleDict(
-            {t: nn.Embedding(n, embedding_dim) for t, n in num_nodes.items()}
+            {t: nn.Embedding(n, embedding_dim, sparse=sparse) for t, n in num_nodes.items()}
         )
         for emb in self.embedding.values():
             nn.init.normal_(emb.weight, std=0.1)

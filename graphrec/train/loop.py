@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
-from graphrec.models.recommender import Recommender, build_model
+from graphrec.models.recommender import Recommender, build_model, make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers.neighbor import make_neighbor_sampler
 from graphrec.train.context import TrainContext, resolve_device
@@ -279,7 +279,7 @@ def train_loop(
     batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
     loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
     gen = torch.Generator().manual_seed(t.seed + ctx.rank)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    opt = make_optimizer(model, t.lr, t.weight_decay)
     cw = None
     if t.loss == "weighted_mse":
         cw = tuple(w.to(device) for w in class_weights(graph.label[split.train]))

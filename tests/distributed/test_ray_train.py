@@ -24,13 +24,14 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("objective,loss", [("rating", "mse"), ("link", "bce")])
-def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster, objective, loss):
+@pytest.mark.parametrize("objective,loss,sparse", [("rating", "mse", False), ("link", "bce", True)])
+def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster, objective, loss, sparse):
     import torch
 
     from graphrec.train.loop import new_model, validate
 
     tiny_cfg.train.objective, tiny_cfg.train.loss = objective, loss
+    tiny_cfg.model.sparse_embeddings = sparse  # DDP all-reduces sparse gradients on gloo
     tiny_cfg.distributed.workers = 2
     tiny_cfg.train.epochs = 2
     tiny_cfg.train.patience = 0
