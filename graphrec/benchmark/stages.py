@@ -3,9 +3,10 @@ where there is one, the alternative measured side by side in the same process.
 
 Stages and units: extract (edges/s), build (rows/s; tensor bytes vs peak memory), text
 encoding (sentences/s), sampling (mini-batches/s, sampled edges/s), training (labelled
-edges/s; alternative: full-batch training as the seed articles do it), full-graph inference
-(nodes/s), top-k (users/s and GFLOP/s against this machine's measured matmul peak;
-alternatives: a per-user Python loop, FAISS when installed) and write (rows/s, Parquet).
+edges/s; alternatives: full-batch training as the seed articles do it, PyG's reference recipe
+on the link task, the other kind of embedding gradients), full-graph inference (nodes/s),
+top-k (users/s and GFLOP/s against this machine's measured matmul peak; alternatives: a
+per-user Python loop, FAISS when installed) and write (rows/s, Parquet).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
+from graphrec.benchmark import pyg_reference
 from graphrec.benchmark.memory import RssSampler
 from graphrec.build import build_graph, split_edges
 from graphrec.build.graph import Graph, message_graph
@@ -175,6 +177,14 @@ def bench_graph(
         for a in alts.values():
             if a.get("labelled_edges_per_s"):
                 a["ratio"] = out["labelled_edges_per_s"] / a["labelled_edges_per_s"]
+        # PyG's recipe is link prediction: compare it with graphrec on that same task
+        link = copy.deepcopy(c)
+        link.train.objective, link.train.loss = "link", "bce"
+        _, r3 = train_loop_per_worker({"cfg": link, "inputs": no_val, "progress": False})
+        ref = pyg_reference.measure(no_val, link, steps)
+        ref["graphrec"] = r3.history[-1]["labelled_edges_per_s"]
+        ref["ratio"] = ref["graphrec"] / ref["labelled_edges_per_s"]
+        alts["pyg_reference (link, bce)"] = ref
         out["alternatives"] = alts
         return out
 

@@ -74,8 +74,12 @@ def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
         assert loop["same_result"] and loop["ratio"] > 0
         faiss = topk["alternatives"]["faiss"]
         assert "skipped" in faiss or faiss["share_same_top_k"] == 1.0
-        fb = st["train"]["alternatives"]["full_batch"]
+        alts = st["train"]["alternatives"]
+        fb = alts["full_batch"]
         assert fb["labelled_edges_per_s"] > 0 and fb["ratio"] > 0
+        ref = alts["pyg_reference (link, bce)"]
+        assert ref["labelled_edges_per_s"] > 0 and ref["graphrec"] > 0 and ref["steps"] >= 1
+        assert alts["sparse_embeddings=true"]["labelled_edges_per_s"] > 0
         assert st["build"]["tensor_mb"] > 0 and st["build"]["peak_over_tensors"] >= 0
     assert set(result["exponents"]) == {"extract", "build", "inference", "topk", "write"}
     files = result["files"]
@@ -86,6 +90,7 @@ def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
         assert Path(files[key]).stat().st_size > 5000
     report = Path(files["report"]).read_text()
     assert "## synth-12000" in report and "per_user_loop" in report and "Cost growth" in report
+    assert "pyg_reference" in report
 
 
 def test_cli_bench_refuses_an_unknown_stage(capsys):
