@@ -148,7 +148,7 @@ def markdown(result: dict, files: dict) -> str:
                 f"measured matmul peak ({t['matmul_peak_gflops']:.1f} GFLOP/s).",
             ]
         alt_rows = []
-        for stage in ("train", "topk"):
+        for stage in ("sample", "train", "topk"):
             r = g["stages"].get(stage)
             if not r:
                 continue

@@ -28,6 +28,7 @@ from graphrec.config import FeatureSpec, JobConfig
 from graphrec.loaders import extract, make_source
 from graphrec.models.recommender import make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
+from graphrec.samplers import compiled_sampler_available
 from graphrec.sinks.parquet import ParquetSink
 from graphrec.train.loop import (
     TrainInputs,
@@ -131,10 +132,13 @@ def bench_graph(
             "sentences_per_s": stats["sentences_per_s"],
         }
 
-    def do_sample() -> dict:
+    def sample_rate(backend: str) -> dict:
         g, split, inputs = state["graph"], state["split"], state["inputs"]
-        loader = make_loader(inputs.data, g, split.train, cfg)
+        c = copy.deepcopy(cfg)
+        c.sampler.backend = backend
+        loader = make_loader(inputs.data, g, split.train, c)
         n = max(1, min(steps, len(loader) - 1))  # a small graph has few batches
+        torch.manual_seed(0)
         it = iter(loader)
         next(it)  # warm-up
         edges, t0 = 0, time.perf_counter()
@@ -149,6 +153,18 @@ def bench_graph(
             "sampled_edges_per_s": edges / s,
             "sampler": type(loader.link_sampler).__name__,
         }
+
+    def do_sample() -> dict:
+        out = sample_rate("graphrec")
+        if compiled_sampler_available():  # pyg-lib or torch-sparse in this environment
+            alt = sample_rate("pyg")
+            alt["ratio"] = out["sampled_edges_per_s"] / alt["sampled_edges_per_s"]
+            out["alternatives"] = {"pyg_compiled": alt}
+        else:
+            out["alternatives"] = {
+                "pyg_compiled": {"skipped": "neither pyg-lib nor torch-sparse is installed"}
+            }
+        return out
 
     def do_train() -> dict:
         c = copy.deepcopy(cfg)

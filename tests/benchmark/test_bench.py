@@ -74,6 +74,8 @@ def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
         assert loop["same_result"] and loop["ratio"] > 0
         faiss = topk["alternatives"]["faiss"]
         assert "skipped" in faiss or faiss["share_same_top_k"] == 1.0
+        compiled = st["sample"]["alternatives"]["pyg_compiled"]
+        assert "skipped" in compiled or compiled["ratio"] > 0
         alts = st["train"]["alternatives"]
         fb = alts["full_batch"]
         assert fb["labelled_edges_per_s"] > 0 and fb["ratio"] > 0
