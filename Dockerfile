@@ -4,7 +4,7 @@
 #
 # PyTorch comes from PyPI (its default Linux wheel is a CUDA build); pyg-lib, PyG's compiled
 # neighbour sampler, comes from PyG's wheel index for the matching torch/CUDA pair
-# (graphrec uses it automatically when it is importable: sampler.backend=auto). Ray, Ray
+# (graphrec uses it with sampler.backend=pyg; its own sampler otherwise). Ray, Ray
 # Train and Ray Tune are pinned to the version the manifests' rayVersion names.
 # Not built in this project's CI (its machines have no Docker daemon); see k8s/README.md.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04

@@ -204,7 +204,9 @@ class SamplerConfig:
     batch_size: int = 1024
     """Labelled (seed) edges per mini-batch."""
     backend: Literal["auto", "graphrec", "pyg"] = "auto"
-    """auto: pyg-lib/torch-sparse when installed, else graphrec's own sampler."""
+    """auto and graphrec: graphrec's own sampler; pyg: PyG's compiled one (pyg-lib or
+    torch-sparse). graphrec's measured 3.3-7.6x torch-sparse's sampled edges/s here
+    (``graphrec bench``), so auto does not switch to torch-sparse; pyg-lib is unmeasured."""
     num_workers: int = 0
     """DataLoader worker processes (0: sample in the training process)."""
 
