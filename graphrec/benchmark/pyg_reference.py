@@ -6,8 +6,8 @@ heterogeneous by ``to_hetero(aggr="sum")``; every node type's input is a learnab
 embedding plus, where the type has features, a linear map of them; the classifier is the
 dot product of the two endpoint embeddings; BCE on the loader's positive and negative
 edges; Adam. Fan-out, batch size and negatives are graphrec's, so only the implementation
-differs. The loader samples with PyG's compiled sampler when pyg-lib or torch-sparse is
-installed, else with graphrec's (PyG's own loader has no pure-Python sampler).
+differs. The loader uses the sampler graphrec's training uses (``sampler.backend``), so
+the comparison is of the model and the training step.
 """
 
 from __future__ import annotations
