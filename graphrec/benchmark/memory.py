@@ -34,9 +34,6 @@ class RssSampler:
         while not self._stop.wait(self.interval_s):
             self._peak = max(self._peak, self._proc.memory_info().rss)
 
-    def now_mb(self) -> float:
-        return self._proc.memory_info().rss / 2**20
-
     def reset(self) -> float:
         """Start a new stage; returns the current RSS in MiB (the stage's baseline)."""
         self._peak = self._proc.memory_info().rss

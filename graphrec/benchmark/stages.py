@@ -92,6 +92,8 @@ def bench_graph(
         source = make_source(cfg.extract)
         t0 = time.perf_counter()
         state["tables"] = extract(source, progress=False)
+        if "text" in stages:  # its titles come from this extraction, not a second one
+            state["item_nodes"] = state["tables"].nodes[cfg.extract.edges[cfg.build.target].dst]
         s = time.perf_counter() - t0
         source.close()
         n = state["tables"].num_edges
@@ -121,7 +123,7 @@ def bench_graph(
         from graphrec.build.features import encode_text
 
         n = 2000 if quick else 10000
-        titles = _titles(cfg, n)
+        titles = _titles(cfg, state.pop("item_nodes"), n)
         spec = FeatureSpec(property="title", kind="text")
         stats: dict = {}
         with tempfile.TemporaryDirectory() as tmp:  # no cache: measure the encoder
@@ -322,19 +324,12 @@ def _tensor_bytes(g: Graph, inputs: TrainInputs) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-def _titles(cfg: JobConfig, n: int) -> pa.ChunkedArray:
-    """Up to ``n`` item titles (or any string property) of the graph, for text encoding."""
-    import pyarrow.compute as pc
-
-    from graphrec.loaders.files import FileSource
-
-    item = cfg.extract.edges[cfg.build.target].dst
-    spec = cfg.extract.nodes[item]
-    prop = next((p for p, t in spec.properties.items() if t == "string" and "title" in p), None)
-    prop = prop or next(p for p, t in spec.properties.items() if t == "string")
-    tables = extract(FileSource(cfg.extract), progress=False)
-    col = tables.nodes[item].column(prop)
-    return pc.cast(col.slice(0, n), pa.string())
+def _titles(cfg: JobConfig, nodes: pa.Table, n: int) -> pa.ChunkedArray:
+    """Up to ``n`` item titles (or another string property) from the item node table."""
+    spec = cfg.extract.nodes[cfg.extract.edges[cfg.build.target].dst]
+    strings = [p for p, t in spec.properties.items() if t == "string"]
+    prop = next((p for p in strings if "title" in p), strings[0])
+    return nodes.column(prop).slice(0, n).cast(pa.string())
 
 
 def _full_batch(g: Graph, inputs: TrainInputs, cfg: JobConfig, quick: bool) -> dict:

@@ -29,7 +29,7 @@ from graphrec.distributed.context import RayTrainContext
 from graphrec.distributed.shared import put_inputs
 from graphrec.errors import ConfigError, GraphRecError
 from graphrec.models.recommender import Recommender
-from graphrec.train.context import CHECKPOINT_PREFIX, absolute_uri, resolve_run_id
+from graphrec.train.context import absolute_uri, join_uri, newest_checkpoint, resolve_run_id
 from graphrec.train.loop import (
     TrainInputs,
     TrainResult,
@@ -61,7 +61,7 @@ def fit(
     init_ray(d.address, quiet=not progress)
     storage = absolute_uri(t.checkpoint_path)
     run_id = resolve_run_id(cfg)
-    if t.resume and latest_checkpoint(storage, run_id) is None:
+    if t.resume and newest_checkpoint(join_uri(storage, run_id)) is None:
         raise ConfigError(f"train.resume: no checkpoint under {storage}/{run_id}")
     # Ray Train restores a run from its storage folder when the run name is reused, so
     # resuming is starting the same run_id again; a new run gets a new run_id.
@@ -121,16 +121,3 @@ def _train_worker(config: dict) -> None:
     """What each Ray Train worker runs: the single-process training function. The trained
     model leaves through the checkpoints (Ray does not pass tensors back)."""
     train_loop_per_worker(config)
-
-
-def latest_checkpoint(storage: str, run_id: str) -> ray.train.Checkpoint | None:
-    """The newest ``checkpoint_epoch_*`` of run ``run_id`` under ``storage``."""
-    import pyarrow.fs as pafs
-
-    from graphrec.train.context import checkpoint_epochs
-
-    fs, base = pafs.FileSystem.from_uri(f"{storage.rstrip('/')}/{run_id}")
-    epochs = checkpoint_epochs(fs, base)
-    if not epochs:
-        return None
-    return ray.train.Checkpoint(f"{base}/{CHECKPOINT_PREFIX}{epochs[-1]:06d}", filesystem=fs)

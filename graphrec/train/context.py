@@ -62,15 +62,14 @@ class TrainContext:
         if not self.cfg.train.resume or self.run_uri is None:
             yield None
             return
-        fs, base = pafs.FileSystem.from_uri(self.run_uri)
-        epochs = checkpoint_epochs(fs, base)
-        if not epochs:
+        newest = newest_checkpoint(self.run_uri)
+        if newest is None:
             raise ConfigError(
                 f"train.resume: no checkpoint under {self.run_uri} (set train.run_id to the "
                 "run to continue, or drop --resume)"
             )
+        fs, src = newest
         with tempfile.TemporaryDirectory(prefix="graphrec-restore-") as tmp:
-            src = f"{base}/{CHECKPOINT_PREFIX}{epochs[-1]:06d}"
             pafs.copy_files(src, tmp, source_filesystem=fs)
             yield Path(tmp)
 
@@ -100,6 +99,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def newest_checkpoint(run_uri: str) -> tuple[pafs.FileSystem, str] | None:
+    """The filesystem and path of the run's newest complete checkpoint, or None."""
+    fs, base = pafs.FileSystem.from_uri(run_uri)
+    epochs = checkpoint_epochs(fs, base)
+    if not epochs:
+        return None
+    return fs, f"{base}/{CHECKPOINT_PREFIX}{epochs[-1]:06d}"
 
 
 def checkpoint_epochs(fs: pafs.FileSystem, base: str) -> list[int]:

@@ -417,7 +417,8 @@ def epoch_row(
     """One epoch's figures, summed (edges) or maxed (seconds) over workers, plus each
     worker's own: its loss, labelled edges/s, sampler and compute seconds, and a digest of
     its parameters (equal on every worker when gradients are synchronized)."""
-    mine = [loss_sum, n_lab, seconds, sample_s, compute_s, param_digest(model), os.getpid()]
+    digest = param_digest(model) if ctx.world_size > 1 else 0.0  # hashes every parameter
+    mine = [loss_sum, n_lab, seconds, sample_s, compute_s, digest, os.getpid()]
     every = ctx.all_gather(mine)
     lab = sum(w[1] for w in every)
     secs = max(w[2] for w in every)
