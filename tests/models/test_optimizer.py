@@ -59,3 +59,14 @@ def test_split_optimizer_state_round_trips():
         model(torch.tensor([2, 5])).backward()
         opt.step()
     assert torch.equal(a.emb.weight, b.emb.weight) and torch.equal(a.lin.weight, b.lin.weight)
+
+
+def test_auto_sparse_embeddings_follow_graph_size_and_gpu_workers():
+    from graphrec.models.recommender import AUTO_SPARSE_NODES, use_sparse_embeddings
+
+    small, big = {"u": 10, "i": 5}, {"u": AUTO_SPARSE_NODES, "i": 1}
+    assert not use_sparse_embeddings("auto", small, nccl=False)
+    assert use_sparse_embeddings("auto", big, nccl=False)
+    assert not use_sparse_embeddings("auto", big, nccl=True)  # NCCL: no sparse all-reduce
+    assert use_sparse_embeddings(True, small, nccl=False)
+    assert not use_sparse_embeddings(False, big, nccl=False)
