@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="extract, build, train, recommend and write back")
     train = sub.add_parser("train", help="extract, build, train and evaluate (no write-back)")
     tune = sub.add_parser("tune", help="Ray Tune search over lr, hidden size, fan-out, layers")
-    for p in (run, train, tune):
+    compare = sub.add_parser(
+        "compare", help="every model and baseline on the same splits and seeds: quality table"
+    )
+    for p in (run, train, tune, compare):
         p.add_argument(
             "--config",
             type=Path,
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             "run": _run,
             "train": _run,
             "tune": _tune,
+            "compare": _compare,
             "bench": _bench,
             "synth": _synth,
             "load": _load,
@@ -164,6 +168,16 @@ def _tune(args: argparse.Namespace) -> int:
     out = run_tune(cfg, progress=not args.quiet)
     print(json.dumps({k: out[k] for k in ("metric", "best_config", "best_value")}, indent=1))
     print(f"all trials: {out['results_file']}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from graphrec.compare import run_compare
+
+    path = str(args.config or DEFAULT_CONFIG)
+    _, md = run_compare(path, args.overrides, progress=not args.quiet)
+    print(md.read_text())
+    print(f"wrote {md} and {md.with_suffix('.json')}")
     return 0
 
 

@@ -181,11 +181,15 @@ class BuildConfig:
     label: str | None = "rating"
     """Edge property holding the rating (None: interactions only)."""
     timestamp: str | None = "timestamp"
-    """Edge property holding the time (needed by the temporal split)."""
+    """Edge property holding the time (needed by the temporal split): integer epoch
+    seconds, or ISO 8601 text (``2022-05-24 22:53:30+01``; without an offset: UTC)."""
     features: dict[str, list[FeatureSpec]] = field(default_factory=dict)
     """Input features per node type; every node type also gets a learnable embedding."""
     fastrp: FastRPConfig | None = None
     """FastRP structural embeddings (None: off), from training edges only."""
+    duplicate_edges: Literal["error", "latest"] = "error"
+    """Several target edges between the same user and item (repeat rentals, re-ratings):
+    error, or keep one per pair, the latest by ``timestamp`` (by row order without one)."""
     reverse_edges: bool = True
     """Add ``rev_<type>`` edges so messages flow both ways."""
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -219,8 +223,13 @@ class SamplerConfig:
 class ModelConfig:
     """The encoder and decoder."""
 
-    name: Literal["sage"] = "sage"
-    """Encoder architecture (heterogeneous GraphSAGE)."""
+    name: Literal["sage", "lightgcn", "pinsage"] = "sage"
+    """sage: heterogeneous GraphSAGE over every edge type, features and neighbour-sampled
+    mini-batches; lightgcn: LightGCN on the user-item edges, full graph per step, per-user
+    BPR triplets; pinsage: item embeddings from content features and random-walk
+    neighbourhoods (item -> user -> item), BPR triplets."""
+    layers: int | None = None
+    """Propagation layers (None: one per ``sampler.num_neighbors`` hop)."""
     hidden: int = 64
     """Hidden and output size of every layer."""
     embedding_dim: int = 64
@@ -244,8 +253,12 @@ class TrainConfig:
 
     objective: Literal["rating", "link"] = "rating"
     """rating: regress the label; link: rank observed edges above sampled non-edges."""
-    loss: Literal["mse", "weighted_mse", "bce", "bpr"] = "mse"
-    """rating: mse or weighted_mse (inverse class frequency); link: bce or bpr."""
+    loss: Literal["mse", "weighted_mse", "bce", "bpr", "softmax", "multinomial"] = "mse"
+    """rating: mse or weighted_mse (inverse class frequency); link: bce, bpr or (lightgcn,
+    pinsage) softmax: cross-entropy of the positive against ``num_negatives`` uniformly
+    sampled items shared by the batch (sampled softmax); multinomial (lightgcn, pinsage):
+    batches of ``sampler.batch_size`` users, each user's training items against the whole
+    catalogue (full softmax: Mult-VAE's multinomial likelihood), averaged per user."""
     epochs: int = 20
     """Passes over the training edges (the best validation epoch is kept)."""
     lr: float = 0.005
@@ -254,6 +267,8 @@ class TrainConfig:
     """Adam weight decay."""
     num_negatives: int = 1
     """link: sampled non-edges per positive edge (uniform over items)."""
+    embedding_l2: float = 0.0
+    """lightgcn, pinsage: L2 penalty on the batch's per-node embeddings (LightGCN: 1e-4)."""
     disjoint_ratio: float = 0.0
     """Share of training edges supervised each epoch and kept out of that epoch's message
     graph (redrawn every epoch); 0: supervise every edge with all edges in the graph."""
@@ -281,7 +296,10 @@ class TrainConfig:
     """Continue from the newest checkpoint of ``run_id`` instead of starting afresh."""
 
     def __post_init__(self) -> None:
-        ok = {"rating": ("mse", "weighted_mse"), "link": ("bce", "bpr")}[self.objective]
+        ok = {
+            "rating": ("mse", "weighted_mse"),
+            "link": ("bce", "bpr", "softmax", "multinomial"),
+        }[self.objective]
         if self.loss not in ok:
             raise ConfigError(
                 f"train.loss={self.loss!r} does not fit train.objective={self.objective!r}: "
@@ -405,6 +423,30 @@ class WriteConfig:
     """Neo4j sink connection (None: the extract stage's ``extract.neo4j``)."""
 
 
+# --------------------------------------------------------------------------- compare
+@dataclass
+class CompareConfig:
+    """``graphrec compare``: graphrec's models against baselines, same splits and seeds."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """One split and one initialisation per seed; the table shows mean ± std over them."""
+    splits: list[Literal["random", "temporal"]] = field(default_factory=lambda: ["random"])
+    """Split kinds to compare on (fractions from ``build.split``)."""
+    baselines: list[Literal["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"]] = field(
+        default_factory=lambda: ["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"]
+    )
+    """Non-GNN baselines (bias and biased_mf need a rating label; ALS and BPR the
+    ``implicit`` package)."""
+    models: dict[str, list[str]] = field(default_factory=dict)
+    """graphrec models: name -> dotted overrides of this config (model, train, sampler)."""
+    out: str = "bench/results"
+    """Where ``quality-<name>.json`` and ``.md`` go."""
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("compare.seeds: give at least one seed")
+
+
 # --------------------------------------------------------------------------- job
 @dataclass
 class JobConfig:
@@ -424,6 +466,7 @@ class JobConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
         target = self.extract.edges.get(self.build.target)
@@ -438,6 +481,19 @@ class JobConfig:
                     f"build.{what}={prop!r} is not a property of edge type "
                     f"{self.build.target!r}: add it to extract.edges.{self.build.target}.properties"
                 )
+        if self.model.name in ("lightgcn", "pinsage"):
+            if self.train.objective != "link":
+                raise ConfigError(
+                    f"model.name={self.model.name} ranks items: set train.objective=link "
+                    "(train.loss=bpr or bce)"
+                )
+            if self.train.disjoint_ratio > 0:
+                raise ConfigError(f"model.name={self.model.name}: train.disjoint_ratio must be 0")
+        elif self.train.loss in ("softmax", "multinomial"):
+            raise ConfigError(
+                f"train.loss={self.train.loss} needs model.name=lightgcn or pinsage "
+                "(triplet and user batches)"
+            )
         if self.model.sparse_embeddings is True and self.distributed.use_gpu:
             raise ConfigError(
                 "model.sparse_embeddings does not work with distributed.use_gpu (NCCL has no "

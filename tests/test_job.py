@@ -39,17 +39,27 @@ def tiny_ratings(root):
 
 
 @pytest.mark.parametrize(
-    "objective,loss,negatives",
-    [("rating", "mse", 1), ("rating", "weighted_mse", 1), ("link", "bpr", 3), ("link", "bce", 2)],
+    "objective,loss,negatives,model",
+    [
+        ("rating", "mse", 1, "sage"),
+        ("rating", "weighted_mse", 1, "sage"),
+        ("link", "bpr", 3, "sage"),
+        ("link", "bce", 2, "sage"),
+        ("link", "bpr", 2, "lightgcn"),
+        ("link", "softmax", 5, "lightgcn"),
+        ("link", "multinomial", 1, "pinsage"),
+        ("link", "bce", 2, "pinsage"),
+    ],
 )
-def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss, negatives):
+def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss, negatives, model):
     data = tiny_config_dict(tiny_root, tmp_path)
     data["train"].update(objective=objective, loss=loss, num_negatives=negatives)
+    data["model"]["name"] = model
     result = run_job(make_config(data), progress=False)
     m = json.loads((result.run_dir / "metrics.json").read_text())
     for key in ("rmse", "recall@20", "ndcg@20", "baseline_popularity", "seconds"):
         assert key in m
-    assert set(m["baseline_popularity"]) == {"recall@20", "ndcg@20"}
+    assert set(m["baseline_popularity"]) >= {"recall@20", "ndcg@20", "hit@20", "coverage@20"}
     assert (m["rmse"] is not None) == (objective == "rating")
     assert set(m["seconds"]) >= {"extract", "build", "train", "recommend", "write"}
     for name in ("checkpoint.pt", "training_curve.png", "id_map/user.parquet"):

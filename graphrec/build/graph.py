@@ -91,7 +91,13 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     target = (tspec.src, bcfg.target, tspec.dst)
     ttable = tables.edges[bcfg.target]
     label = _column_tensor(ttable, bcfg.label, torch.float32)
-    when = _column_tensor(ttable, bcfg.timestamp, torch.int64)
+    when = _time_tensor(ttable, bcfg.timestamp, bcfg.target)
+    if bcfg.duplicate_edges == "latest":
+        keep = _latest_per_pair(edge_index[target], when, len(node_ids[target[2]]))
+        stats["duplicate_edges_merged"] = int(edge_index[target].shape[1] - len(keep))
+        edge_index[target] = edge_index[target][:, keep]
+        label = None if label is None else label[keep]
+        when = None if when is None else when[keep]
     _check_no_duplicate_edges(edge_index[target], node_ids, target)
 
     t_feat = time.perf_counter()
@@ -171,6 +177,49 @@ def _column_tensor(table: pa.Table, column: str | None, dtype: torch.dtype) -> t
     return torch.from_numpy(np.array(arr)).to(dtype)  # a writable copy
 
 
+def _time_tensor(table: pa.Table, column: str | None, edge: str) -> torch.Tensor | None:
+    """Int64 epoch seconds from an integer column or ISO 8601 text (with or without an
+    offset; without one the time is taken as UTC)."""
+    if column is None:
+        return None
+    arr = table.column(column).combine_chunks()
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        parsed = _as_timestamp(arr)
+        if parsed is None:
+            bad = next(i for i in range(len(arr)) if _as_timestamp(arr.slice(i, 1)) is None)
+            raise DataError(
+                f"edge type {edge!r}, row {bad + 1}: {column}={arr[bad].as_py()!r} is not a "
+                "time (integer seconds or ISO 8601 text such as 2022-05-24 22:53:30+01)"
+            )
+        arr = parsed
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.timestamp("s", tz=arr.type.tz)).view(pa.int64())
+    return _column_tensor(pa.table({column: arr}), column, torch.int64)
+
+
+def _as_timestamp(arr: pa.Array) -> pa.Array | None:
+    """ISO 8601 text as timestamps: with offsets, else as UTC wall time; None if neither."""
+    for target in (pa.timestamp("s", tz="UTC"), pa.timestamp("s")):
+        try:
+            return arr.cast(target)
+        except pa.ArrowInvalid:
+            continue
+    return None
+
+
+def _latest_per_pair(ei: torch.Tensor, when: torch.Tensor | None, n_dst: int) -> torch.Tensor:
+    """Indices of the edges to keep: one per (src, dst), the latest (then the last row)."""
+    key = ei[0] * n_dst + ei[1]
+    pos = torch.arange(len(key))
+    order = torch.argsort(pos, stable=True)  # row order
+    if when is not None:
+        order = order[torch.argsort(when[order], stable=True)]
+    order = order[torch.argsort(key[order], stable=True)]  # by pair, then time, then row
+    last = torch.ones(len(order), dtype=torch.bool)
+    last[:-1] = key[order][1:] != key[order][:-1]
+    return order[last].sort().values
+
+
 def _check_no_duplicate_edges(ei: torch.Tensor, node_ids: dict, target: EdgeType) -> None:
     n_dst = len(node_ids[target[2]])
     key = ei[0] * n_dst + ei[1]
@@ -181,5 +230,6 @@ def _check_no_duplicate_edges(ei: torch.Tensor, node_ids: dict, target: EdgeType
         u, i = int(ei[0, row]), int(ei[1, row])
         raise DataError(
             f"edge type {target[1]!r}, row {row + 1}: duplicate edge "
-            f"{node_ids[target[0]][u]} -> {node_ids[target[2]][i]} (one edge per pair)"
+            f"{node_ids[target[0]][u]} -> {node_ids[target[2]][i]} (one edge per pair, or "
+            "build.duplicate_edges=latest to keep the latest of each pair)"
         )

@@ -35,6 +35,7 @@ from graphrec.config import JobConfig
 from graphrec.models.recommender import Recommender, build_model, make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers.neighbor import make_neighbor_sampler
+from graphrec.samplers.triplets import Triplets, TripletSampler
 from graphrec.train.context import TrainContext, resolve_device
 from graphrec.train.metrics import ranking_metrics
 
@@ -116,8 +117,18 @@ def train_loop_per_worker(config: dict) -> tuple[Recommender, TrainResult]:
 
 
 def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
-    """The configured model for ``graph``: one layer per sampler hop; for ratings the
-    decoder's global bias starts at the mean training rating."""
+    """The configured model for ``graph``: one layer per sampler hop (or ``model.layers``);
+    for ratings the decoder's global bias starts at the mean training rating."""
+    layers = cfg.model.layers or len(cfg.sampler.num_neighbors)
+    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
+    if cfg.model.name == "lightgcn":
+        from graphrec.models.lightgcn import LightGCNRecommender
+
+        return LightGCNRecommender(n_users, n_items, cfg.model.embedding_dim, layers, graph.target)
+    if cfg.model.name == "pinsage":
+        from graphrec.models.pinsage import PinSageRecommender
+
+        return PinSageRecommender.from_config(cfg, graph, layers)
     init_mean = float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
     edge_types = message_graph(graph, split.train[:0], cfg.build.reverse_edges).edge_types
     return build_model(
@@ -126,7 +137,7 @@ def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
         {t: x.shape[1] for t, x in graph.x.items()},
         edge_types,
         graph.target,
-        len(cfg.sampler.num_neighbors),
+        layers,
         init_mean,
         nccl=cfg.distributed.workers > 0 and cfg.distributed.use_gpu,
     )
@@ -146,6 +157,44 @@ def batch_loss(model: nn.Module, batch: HeteroData, cfg: JobConfig, cw=None) -> 
     """
     core: Recommender = getattr(model, "module", model)
     t = cfg.train
+    if isinstance(batch, Triplets):  # full-graph / random-walk models: per-user triplets
+        b = len(batch.users)
+        if t.loss == "multinomial":  # every item of every batch user, full softmax
+            cand = torch.arange(core.num_items, device=batch.users.device)
+            pairs = torch.stack([batch.users, torch.zeros_like(batch.users)])
+            _, logits = model(batch.data, pairs, cand)
+            logp = F.log_softmax(logits, 1)[batch.owner, batch.pos]
+            n_u = torch.bincount(batch.owner, minlength=b).clamp(min=1)
+            per_user = torch.zeros(b, device=logp.device).index_add_(0, batch.owner, logp)
+            loss = -(per_user / n_u).mean()
+            if t.embedding_l2 > 0:
+                loss = loss + t.embedding_l2 * core.l2(
+                    torch.stack([batch.users[batch.owner], batch.pos])
+                )
+            return loss, len(batch.pos)
+        if t.loss == "softmax":
+            pairs = torch.stack([batch.users, batch.pos])
+            if t.num_negatives >= core.num_items:  # the whole catalogue: full softmax
+                cand = torch.arange(core.num_items, device=pairs.device)
+            else:
+                cand = torch.randint(core.num_items, (t.num_negatives,), device=pairs.device)
+            pos, others = model(batch.data, pairs, cand)
+            others = others.masked_fill(cand.unsqueeze(0) == batch.pos.unsqueeze(1), -1e9)
+            logits = torch.cat([pos.unsqueeze(1), others], 1)
+            loss = F.cross_entropy(logits, torch.zeros(b, dtype=torch.long, device=pos.device))
+            if t.embedding_l2 > 0:
+                loss = loss + t.embedding_l2 * core.l2(pairs)
+            return loss, b
+        pairs = batch.pairs()
+        scores = model(batch.data, pairs)
+        pos, neg = scores[:b].unsqueeze(1), scores[b:].view_as(batch.neg)
+        if t.loss == "bpr":
+            loss = -F.logsigmoid(pos - neg).mean()
+        else:
+            loss = F.softplus(-pos).mean() + F.softplus(neg).mean()
+        if t.embedding_l2 > 0:
+            loss = loss + t.embedding_l2 * core.l2(pairs)
+        return loss, b
     store = batch[core.user, cfg.build.target, core.item]
     if t.loss == "bpr":
         src = batch[core.user].src_index
@@ -276,10 +325,22 @@ def train_loop(
         data = message_graph(graph, split.train, cfg.build.reverse_edges)
     # the loader samples from `data` on the CPU; validation runs the full graph on `device`
     eval_data = data.to(device) if device.type != "cpu" else data
-    mine = shard(split.train, ctx.rank, ctx.world_size, t.seed)
+    if t.loss == "multinomial" and ctx.world_size > 1:  # user batches: shard by user
+        mine = split.train[graph.target_index[0, split.train] % ctx.world_size == ctx.rank]
+    else:
+        mine = shard(split.train, ctx.rank, ctx.world_size, t.seed)
     batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
-    loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
     gen = torch.Generator().manual_seed(t.seed + ctx.rank)
+    if getattr(model, "full_graph", False):
+        ei = graph.target_index[:, mine]
+        n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
+        negatives = 1 if t.loss in ("softmax", "multinomial") else t.num_negatives
+        loader = TripletSampler(
+            ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen
+        )
+        loader.users_only = t.loss == "multinomial"
+    else:
+        loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
     opt = make_optimizer(model, t.lr, t.weight_decay)
     cw = None
     if t.loss == "weighted_mse":
@@ -380,9 +441,8 @@ def train_loop(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.stats.update(summarize(result.history, ctx.world_size))
-    result.stats.update(
-        sampler=type(loader.link_sampler).__name__, device=str(device), run_id=cfg.train.run_id
-    )
+    sampler = getattr(loader, "link_sampler", loader)
+    result.stats.update(sampler=type(sampler).__name__, device=str(device), run_id=cfg.train.run_id)
     result.stats["best_epoch"] = result.best_epoch
     result.stats["restored_from_epochs"] = restores
     return result

@@ -23,9 +23,20 @@ def rmse(pred: Tensor, target: Tensor) -> float:
 def ranking_metrics(
     top_items: Tensor, pos_users: Tensor, pos_items: Tensor, num_items: int, k: int
 ) -> dict[str, float]:
-    """Recall@k and NDCG@k of ``top_items [U, >=k]`` against positive (user, item) pairs."""
+    """Recall@k, NDCG@k, HitRate@k and catalog coverage@k of ``top_items [U, >=k]`` against
+    positive (user, item) pairs, over the users with at least one positive.
+
+    HitRate@k: share of those users with a positive in their top k. Coverage@k: share of
+    the ``num_items`` catalogue recommended to at least one of those users."""
     if len(pos_users) == 0:
-        return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan"), "users": 0}
+        nan = float("nan")
+        return {
+            f"recall@{k}": nan,
+            f"ndcg@{k}": nan,
+            f"hit@{k}": nan,
+            f"coverage@{k}": nan,
+            "users": 0,
+        }
     top = top_items[:, :k]
     users = torch.unique(pos_users)
     n_pos = torch.bincount(pos_users, minlength=len(top))[users]
@@ -37,11 +48,24 @@ def ranking_metrics(
     ideal_cum = torch.cumsum(discount, 0)
     idcg = ideal_cum[(n_pos.clamp(max=k) - 1)]
     recall = hit.sum(1).double() / n_pos.double()
+    shown = top[users]
     return {
         f"recall@{k}": float(recall.mean()),
         f"ndcg@{k}": float((dcg / idcg).mean()),
+        f"hit@{k}": float(hit.any(1).double().mean()),
+        f"coverage@{k}": len(torch.unique(shown[shown >= 0])) / num_items,
         "users": int(len(users)),
     }
+
+
+def ranking_report(
+    top_items: Tensor, pos_users: Tensor, pos_items: Tensor, num_items: int, ks=(10, 20)
+) -> dict[str, float]:
+    """:func:`ranking_metrics` at every cut-off in ``ks`` (``top_items`` holds ``max(ks)``)."""
+    out: dict[str, float] = {}
+    for k in ks:
+        out.update(ranking_metrics(top_items, pos_users, pos_items, num_items, k))
+    return out
 
 
 def evaluate_ranking(

@@ -82,3 +82,76 @@ def test_held_out_edges_are_not_in_the_message_graph(tiny_cfg):
     assert len(present) == len(s.train) and not present & held
     rev = {tuple(e) for e in data["movie", "rev_rates", "user"].edge_index.flip(0).t().tolist()}
     assert rev == present
+
+
+def _rental_tables(rows):
+    import pyarrow as pa
+
+    from graphrec.loaders.extract import GraphTables
+
+    src, dst, when = zip(*rows, strict=True)
+    return GraphTables(
+        nodes={"c": pa.table({"id": [1, 2]}), "f": pa.table({"id": [10, 11, 12]})},
+        edges={"r": pa.table({"src": list(src), "dst": list(dst), "t": list(when)})},
+        stats={},
+    )
+
+
+def _rental_config(duplicates):
+    from graphrec.config import JobConfig, from_dict
+
+    return from_dict(
+        JobConfig,
+        {
+            "extract": {
+                "nodes": {"c": {"id": "cid"}, "f": {"id": "fid"}},
+                "edges": {
+                    "r": {
+                        "src": "c",
+                        "dst": "f",
+                        "src_id": "cid",
+                        "dst_id": "fid",
+                        "properties": {"t": "string"},
+                    },
+                },
+            },
+            "build": {
+                "target": "r",
+                "label": None,
+                "timestamp": "t",
+                "duplicate_edges": duplicates,
+            },
+            "train": {"objective": "link", "loss": "bce"},
+        },
+        "",
+    )
+
+
+def test_repeat_edges_keep_the_latest_and_text_times_parse():
+    from graphrec.build import build_graph
+
+    rows = [
+        (1, 10, "2022-05-24 22:53:30+01"),
+        (1, 10, "2022-06-01 10:00:00+00"),  # the later rental of the same film
+        (2, 11, "2022-02-14 15:16:03+00"),
+        (1, 12, "2022-05-24T21:53:30Z"),
+    ]
+    g = build_graph(_rental_tables(rows), _rental_config("latest"), progress=False)
+    assert g.stats["duplicate_edges_merged"] == 1
+    assert g.target_index.tolist() == [[0, 0, 1], [0, 2, 1]]
+    # 2022-06-01 10:00 UTC; 21:53:30Z equals 22:53:30+01
+    assert g.time.tolist() == [1654077600, 1653429210, 1644851763]
+
+
+def test_repeat_edges_are_an_error_by_default_and_bad_times_name_the_row():
+    import pytest
+
+    from graphrec.build import build_graph
+    from graphrec.errors import DataError
+
+    rows = [(1, 10, "2022-05-24 22:53:30+01"), (1, 10, "2022-06-01 10:00:00+00")]
+    with pytest.raises(DataError, match="duplicate_edges=latest"):
+        build_graph(_rental_tables(rows), _rental_config("error"), progress=False)
+    rows = [(1, 10, "2022-05-24 22:53:30+01"), (2, 11, "yesterday")]
+    with pytest.raises(DataError, match=r"row 2: t='yesterday' is not a time"):
+        build_graph(_rental_tables(rows), _rental_config("latest"), progress=False)

@@ -44,3 +44,13 @@ def test_popularity_ranks_by_training_count():
     uv, iv = popularity_vectors(torch.tensor([2, 2, 0, 2, 0, 1]), num_users=2, num_items=4)
     top, _ = topk_unseen(uv, iv, to_csr(torch.tensor([1]), torch.tensor([2]), 2), k=3)
     assert top.tolist() == [[2, 0, 1], [0, 1, 3]]
+
+
+def test_hit_rate_and_coverage_by_hand():
+    top = torch.tensor([[5, 1, 2], [0, 3, 4], [7, 8, 9]])
+    # users 0 and 1 have positives (user 2 has none and is not counted); user 0 hits
+    m = ranking_metrics(top, torch.tensor([0, 1]), torch.tensor([1, 9]), num_items=10, k=3)
+    assert m["hit@3"] == pytest.approx(0.5)
+    assert m["coverage@3"] == pytest.approx(6 / 10)  # items {5,1,2,0,3,4}
+    m2 = ranking_metrics(top, torch.tensor([0, 1]), torch.tensor([1, 9]), num_items=10, k=1)
+    assert m2["hit@1"] == 0.0 and m2["coverage@1"] == pytest.approx(2 / 10)

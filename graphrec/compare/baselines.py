@@ -1,0 +1,231 @@
+"""Non-GNN baselines on the same split and the same ranking protocol as the models.
+
+Ranking: popularity, item-kNN (cosine on the binary interaction matrix, top-K neighbours
+per item), ALS and BPR matrix factorisation (the ``implicit`` package). Ratings: the
+user+item bias model (regularised, alternating closed-form sweeps) and biased matrix
+factorisation (``mu + b_u + b_i + <p_u, q_i>``, Adam, L2). Each one is fit on a history of
+(user, item[, rating]) edges; hyper-parameters are chosen on validation by the caller
+(:mod:`graphrec.compare.runner`), never on test.
+
+Item-kNN holds a dense ``items x items`` similarity: fine for benchmark catalogues (10k
+items: 380 MB), not for millions of items.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphrec.errors import ConfigError
+
+
+@dataclass
+class History:
+    """Known interactions: parallel id tensors (and ratings, where there are any)."""
+
+    users: Tensor
+    items: Tensor
+    num_users: int
+    num_items: int
+    ratings: Tensor | None = None
+
+    def matrix(self) -> Tensor:
+        """Binary ``[num_users, num_items]`` interaction matrix (dense float32)."""
+        r = torch.zeros(self.num_users, self.num_items)
+        r[self.users, self.items] = 1.0
+        return r
+
+    def csr(self):
+        import scipy.sparse as sp
+
+        data = np.ones(len(self.users), dtype=np.float32)
+        shape = (self.num_users, self.num_items)
+        return sp.csr_matrix((data, (self.users.numpy(), self.items.numpy())), shape=shape)
+
+
+class Ranker:
+    """Scores of every item for a range of users: ``scores(start, stop) -> [B, I]``."""
+
+    def scores(self, start: int, stop: int) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class VectorRanker(Ranker):
+    """Inner products of user and item vectors (MF, popularity, any model's vectors)."""
+
+    def __init__(self, user_vectors: Tensor, item_vectors: Tensor) -> None:
+        self.uv, self.iv_t = user_vectors.float(), item_vectors.float().t().contiguous()
+
+    def scores(self, start: int, stop: int) -> Tensor:
+        return self.uv[start:stop] @ self.iv_t
+
+
+def popularity(h: History) -> VectorRanker:
+    """Items by number of interactions in the history (ties: lower id first)."""
+    pop = torch.bincount(h.items, minlength=h.num_items).double()
+    pop = pop + torch.arange(h.num_items, 0, -1, dtype=torch.float64) / (10 * h.num_items)
+    return VectorRanker(torch.ones(h.num_users, 1), pop.unsqueeze(1))
+
+
+class ItemKNN(Ranker):
+    """``score(u, i) = sum_{j in hist(u)} sim(j, i)`` with cosine similarity between item
+    columns, each item keeping its ``neighbours`` most similar items (None: all)."""
+
+    def __init__(self, h: History, neighbours: int | None) -> None:
+        self.r = h.matrix()
+        norms = self.r.sum(0).sqrt().clamp(min=1e-9)
+        sim = (self.r.t() @ self.r) / norms.unsqueeze(1) / norms.unsqueeze(0)
+        sim.fill_diagonal_(0.0)
+        if neighbours is not None and neighbours < h.num_items:
+            val, idx = torch.topk(sim, neighbours, dim=0)  # per target item (column)
+            sim = torch.zeros_like(sim).scatter_(0, idx, val)
+        self.sim = sim
+
+    def scores(self, start: int, stop: int) -> Tensor:
+        return self.r[start:stop] @ self.sim
+
+
+def _implicit():
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the ALS and BPR baselines use the 'implicit' package: pip install implicit"
+        ) from None
+    import implicit.cpu.als
+    import implicit.cpu.bpr
+
+    return implicit.cpu
+
+
+def als(h: History, factors: int, regularization: float, iterations: int, seed: int):
+    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008) on the binary matrix."""
+    cpu = _implicit()
+    from threadpoolctl import threadpool_limits  # a dependency of implicit
+
+    model = cpu.als.AlternatingLeastSquares(
+        factors=factors, regularization=regularization, iterations=iterations, random_state=seed
+    )
+    with threadpool_limits(1, "blas"):  # implicit parallelizes itself; BLAS threads fight it
+        model.fit(h.csr(), show_progress=False)
+    return VectorRanker(torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors))
+
+
+def bpr(h: History, factors: int, learning_rate: float, iterations: int, seed: int):
+    """BPR matrix factorisation (Rendle et al. 2009), sampled per user."""
+    cpu = _implicit()
+    model = cpu.bpr.BayesianPersonalizedRanking(
+        factors=factors,
+        learning_rate=learning_rate,
+        regularization=0.01,
+        iterations=iterations,
+        random_state=seed,
+    )
+    model.fit(h.csr(), show_progress=False)
+    return VectorRanker(torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors))
+
+
+# --------------------------------------------------------------------------- ratings
+class RatingModel:
+    """Predicts ratings of (user, item) pairs; its ranking is by predicted rating."""
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def ranker(self) -> Ranker:  # pragma: no cover
+        raise NotImplementedError
+
+
+class BiasModel(RatingModel):
+    """``mu + b_u + b_i``, regularised by ``reg``, fit by alternating closed-form sweeps."""
+
+    def __init__(self, h: History, reg: float, sweeps: int = 15) -> None:
+        assert h.ratings is not None
+        r = h.ratings.double()
+        self.mu = float(r.mean())
+        bu = torch.zeros(h.num_users, dtype=torch.float64)
+        bi = torch.zeros(h.num_items, dtype=torch.float64)
+        nu = torch.bincount(h.users, minlength=h.num_users).double()
+        ni = torch.bincount(h.items, minlength=h.num_items).double()
+        for _ in range(sweeps):
+            res = r - self.mu - bu[h.users]
+            bi = torch.zeros_like(bi).index_add_(0, h.items, res) / (ni + reg)
+            res = r - self.mu - bi[h.items]
+            bu = torch.zeros_like(bu).index_add_(0, h.users, res) / (nu + reg)
+        self.bu, self.bi = bu.float(), bi.float()
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.mu + self.bu[users] + self.bi[items]
+
+    def ranker(self) -> Ranker:
+        return VectorRanker(torch.ones(len(self.bu), 1), self.bi.unsqueeze(1))
+
+
+class BiasedMF(RatingModel):
+    """``mu + b_u + b_i + <p_u, q_i>`` trained with Adam on mini-batches of ratings (MSE +
+    ``reg`` x squared norms of the rows in the batch); the epoch with the lowest validation
+    RMSE is kept (``val``: (users, items, ratings)) and returned as ``best_epoch``."""
+
+    def __init__(
+        self,
+        h: History,
+        factors: int,
+        reg: float,
+        epochs: int,
+        seed: int,
+        val: tuple[Tensor, Tensor, Tensor] | None = None,
+        lr: float = 0.005,
+        batch: int = 1024,
+        patience: int = 5,
+    ) -> None:
+        assert h.ratings is not None
+        gen = torch.Generator().manual_seed(seed)
+        self.mu = float(h.ratings.mean())
+        p = (torch.randn(h.num_users, factors, generator=gen) * 0.05).requires_grad_()
+        q = (torch.randn(h.num_items, factors, generator=gen) * 0.05).requires_grad_()
+        bu = torch.zeros(h.num_users, requires_grad=True)
+        bi = torch.zeros(h.num_items, requires_grad=True)
+        self.p, self.q, self.bu, self.bi = p, q, bu, bi
+        opt = torch.optim.Adam([p, q, bu, bi], lr=lr)
+        n = len(h.users)
+        best, self.best_epoch, state, stale = math.inf, epochs, None, 0
+        for epoch in range(1, epochs + 1):
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, batch):
+                idx = perm[s : s + batch]
+                u, i, y = h.users[idx], h.items[idx], h.ratings[idx]
+                pred = self.mu + bu[u] + bi[i] + (p[u] * q[i]).sum(1)
+                reg_term = (p[u] ** 2).sum(1) + (q[i] ** 2).sum(1) + bu[u] ** 2 + bi[i] ** 2
+                loss = ((pred - y) ** 2).mean() + reg * reg_term.mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if val is None:
+                continue
+            with torch.no_grad():
+                err = float(torch.sqrt(((self.predict(val[0], val[1]) - val[2]) ** 2).mean()))
+            if err < best:
+                best, self.best_epoch, stale = err, epoch, 0
+                state = [t.detach().clone() for t in (p, q, bu, bi)]
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+        if state is not None:
+            self.p, self.q, self.bu, self.bi = state
+        self.p, self.q = self.p.detach(), self.q.detach()
+        self.bu, self.bi = self.bu.detach(), self.bi.detach()
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        with torch.no_grad():
+            return (
+                self.mu + self.bu[users] + self.bi[items] + (self.p[users] * self.q[items]).sum(1)
+            )
+
+    def ranker(self) -> Ranker:
+        ones = torch.ones(len(self.p), 1)
+        return VectorRanker(torch.cat([self.p, ones], 1), torch.cat([self.q, self.bi[:, None]], 1))

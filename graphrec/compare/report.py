@@ -1,0 +1,108 @@
+"""The quality table: Markdown with mean ± std over seeds, and the verdicts the table is for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphrec.compare.runner import RANKING_BASELINES, RATING_BASELINES, paired_margin
+
+COLUMNS = [
+    ("recall@10", "Recall@10"),
+    ("recall@20", "Recall@20"),
+    ("ndcg@10", "NDCG@10"),
+    ("ndcg@20", "NDCG@20"),
+    ("hit@10", "HitRate@10"),
+    ("coverage@20", "Coverage@20"),
+    ("rmse", "RMSE"),
+    ("mae", "MAE"),
+    ("seconds", "fit s"),
+]
+
+
+def _cell(summary: dict, key: str) -> str:
+    mean, std = summary.get("mean", {}), summary.get("std", {})
+    if key not in mean:
+        return "–"
+    if key == "seconds":
+        return f"{mean[key]:.1f}"
+    return f"{mean[key]:.4f} ± {std[key]:.4f}"
+
+
+def verdicts(results: dict, model_names: list[str], threshold_note: str = "") -> list[str]:
+    """Plain statements: best GNN vs every ranking baseline on NDCG@20 (paired by seed),
+    rating models vs the bias baseline on RMSE, and nobody below popularity."""
+    lines = []
+    ok = {n: r for n, r in results.items() if "mean" in r}
+    gnns = [n for n in model_names if n in ok]
+    ranking = [b for b in RANKING_BASELINES if b in ok]
+    if gnns and ranking:
+        best = max(gnns, key=lambda n: ok[n]["mean"]["ndcg@20"])
+        lines.append(f"Best graphrec model on NDCG@20: **{best}** ({_cell(ok[best], 'ndcg@20')}).")
+        for b in ranking:
+            m = paired_margin(ok, best, b)
+            spread = max(ok[best]["std"]["ndcg@20"], ok[b]["std"]["ndcg@20"])
+            beats = m["mean"] > 0 and m["mean"] > spread
+            word = (
+                "beats"
+                if beats
+                else ("is above, within the std," if m["mean"] > 0 else "does NOT beat")
+            )
+            lines.append(
+                f"- {best} {word} {b}: NDCG@20 margin {m['mean']:+.4f} (per-seed differences "
+                f"{', '.join(f'{d:+.4f}' for d in m['per_seed'])}; larger seed std {spread:.4f})."
+            )
+    if "popularity" in ok:
+        pop = ok["popularity"]["mean"]["ndcg@20"]
+        below = [
+            n for n, r in ok.items() if r["mean"].get("ndcg@20", pop) < pop and n != "popularity"
+        ]
+        lines.append(
+            "- Below popularity on NDCG@20: " + (", ".join(below) if below else "none") + "."
+        )
+    rating_models = [n for n in model_names if n in ok and "rmse" in ok[n]["mean"]]
+    if "bias" in ok and rating_models:
+        bias = ok["bias"]["mean"]["rmse"]
+        for n in rating_models:
+            r = ok[n]["mean"]["rmse"]
+            word = "below" if r < bias else "NOT below"
+            lines.append(f"- {n} test RMSE {r:.4f} is {word} the bias baseline's {bias:.4f}.")
+    return lines
+
+
+def write_report(out: dict, path: Path, model_names: list[str]) -> None:
+    lines = [
+        f"# Quality: {out['dataset']}",
+        "",
+        f"`graphrec compare --config {out['config']}`"
+        + (f" {' '.join(out['overrides'])}" if out["overrides"] else "")
+        + f" — seeds {out['seeds']}, {out['seconds'] / 60:.1f} min on "
+        f"{out['environment']['cpus']} CPUs (torch {out['environment']['torch']}).",
+        "",
+        "Mean ± sample std over seeds (each seed: its own split and initialisation). Full "
+        "ranking over items without a train/validation edge; positives: test edges with "
+        f"label ≥ {out['base_config']['evaluate']['positive_threshold']} (all test edges "
+        "when there is no label). Validation chose every epoch and hyper-parameter; test was "
+        "scored once.",
+        "",
+    ]
+    for kind, results in out["results"].items():
+        lines += [f"## {kind} split", ""]
+        lines.append("| method | " + " | ".join(c[1] for c in COLUMNS) + " |")
+        lines.append("|---|" + "---|" * len(COLUMNS))
+        order = [*RANKING_BASELINES, *RATING_BASELINES, *model_names]
+        for name in [n for n in order if n in results]:
+            r = results[name]
+            label = name if name not in model_names else f"**{name}** (graphrec)"
+            if "skipped" in r:
+                lines.append(f"| {label} | skipped: {r['skipped']} |" + " |" * (len(COLUMNS) - 1))
+                continue
+            lines.append(f"| {label} | " + " | ".join(_cell(r, c[0]) for c in COLUMNS) + " |")
+        lines += ["", *verdicts(results, model_names), ""]
+        lines.append(
+            "Models: "
+            + "; ".join(
+                f"{n}: `{' '.join(out['models'][n])}`" for n in model_names if n in out["models"]
+            )
+        )
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,286 @@
+"""``graphrec compare``: every model and baseline on the same splits, seeds and protocol.
+
+Protocol (one for all): for each split kind in ``compare.splits`` and each seed in
+``compare.seeds``, the graph is split (random: seeded 80/10/10; temporal: each user's
+latest edges), every method is fit on the training edges and picks its epoch or
+hyper-parameters on validation, and is then scored once on test. Test ranking is full
+ranking over every item the user has no train or validation edge to; positives are test
+edges with ``label >= evaluate.positive_threshold`` (all test edges without a label).
+Metrics: Recall@10/20, NDCG@10/20, HitRate@10, catalog coverage@20 and, for methods that
+predict ratings, RMSE and MAE.
+
+Every method is fit on the training edges and sees only them when it scores validation
+or test (GNNs pass messages over them, item-kNN and popularity count them); validation
+edges are excluded from the test ranking but not used as input. This is the stricter of
+the usual choices (the job's own ``evaluate_test`` passes messages over train+val).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from graphrec.build.graph import Graph, message_graph
+from graphrec.build.split import EdgeSplit
+from graphrec.compare import baselines as B
+from graphrec.config import JobConfig, load_config, to_dict
+from graphrec.errors import ConfigError
+from graphrec.recommend.topk import to_csr, topk_by
+from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
+from graphrec.train.metrics import ranking_report
+
+KS = (10, 20)
+RANKING_BASELINES = ("popularity", "itemknn", "als", "bpr")
+RATING_BASELINES = ("bias", "biased_mf")
+
+
+@dataclass
+class Protocol:
+    """One split of one graph: histories, exclusions and positives for val and test."""
+
+    graph: Graph
+    split: EdgeSplit
+    threshold: float
+    batch_users: int = 2048
+
+    def history(self) -> B.History:
+        """The training edges: everything a method is fit on and may look at when scoring
+        (validation and test alike)."""
+        g, train = self.graph, self.split.train
+        ei = g.target_index
+        ratings = None if g.label is None else g.label[train]
+        n_u, n_i = g.num_nodes[g.user_type], g.num_nodes[g.item_type]
+        return B.History(ei[0, train], ei[1, train], n_u, n_i, ratings)
+
+    def excluded(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """CSR of the items not ranked for ``stage``: train edges (val), train+val (test)."""
+        split, g = self.split, self.graph
+        known = split.train if stage == "val" else torch.cat([split.train, split.val])
+        ei = g.target_index
+        return to_csr(ei[0, known], ei[1, known], g.num_nodes[g.user_type])
+
+    def held_out(self, stage: str) -> torch.Tensor:
+        return self.split.val if stage == "val" else self.split.test
+
+    def rank(self, ranker: B.Ranker, stage: str) -> dict:
+        g = self.graph
+        n_u, n_i = g.num_nodes[g.user_type], g.num_nodes[g.item_type]
+        top, _ = topk_by(ranker.scores, n_u, n_i, self.excluded(stage), max(KS), self.batch_users)
+        pos = positives(g, self.held_out(stage), self.threshold)
+        ei = g.target_index
+        return ranking_report(top, ei[0, pos], ei[1, pos], n_i, KS)
+
+    def ratings(self, predict, stage: str) -> dict:
+        edges = self.held_out(stage)
+        ei = self.graph.target_index
+        pred = predict(ei[0, edges], ei[1, edges]).float().cpu()
+        err = pred - self.graph.label[edges]
+        return {"rmse": float(err.pow(2).mean().sqrt()), "mae": float(err.abs().mean())}
+
+
+# --------------------------------------------------------------------------- baselines
+def _select(proto: Protocol, grid: list[dict], fit, metric: str, lower: bool):
+    """Fit every setting of ``grid`` on train, score on val; the best setting and model."""
+    best = None
+    for params in grid:
+        model = fit(proto.history(), params)
+        val = _score(proto, model, "val")[metric]
+        if best is None or (val < best[0] if lower else val > best[0]):
+            best = (val, params, model)
+    return {"params": best[1], f"val_{metric}": best[0]}, best[2]
+
+
+def _score(proto: Protocol, model, stage: str) -> dict:
+    if isinstance(model, B.RatingModel):
+        return {**proto.rank(model.ranker(), stage), **proto.ratings(model.predict, stage)}
+    return proto.rank(model, stage)
+
+
+def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
+    """Fit ``name`` on train for each of its settings, keep the one validation prefers,
+    test it once."""
+    ratings = proto.graph.label is not None
+    if name in RATING_BASELINES and not ratings:
+        return {"skipped": "the graph has no rating label"}
+    fits = {
+        "popularity": ([{}], lambda h, p: B.popularity(h)),
+        "itemknn": (
+            [{"neighbours": k} for k in (20, 50, 100, 200, None)],
+            lambda h, p: B.ItemKNN(h, p["neighbours"]),
+        ),
+        "als": (
+            [
+                {"factors": 64, "regularization": r, "iterations": 15}
+                for r in (0.1, 1.0, 10.0, 30.0, 100.0)
+            ],
+            lambda h, p: B.als(h, seed=seed, **p),
+        ),
+        "bpr": (
+            [
+                {"factors": 64, "learning_rate": lr, "iterations": it}
+                for lr in (0.01, 0.05)
+                for it in (100, 300)
+            ],
+            lambda h, p: B.bpr(h, seed=seed, **p),
+        ),
+        "bias": ([{"reg": r} for r in (1.0, 5.0, 15.0, 30.0)], lambda h, p: B.BiasModel(h, **p)),
+    }
+    t0 = time.perf_counter()
+    if name == "biased_mf":
+        chosen, model = _select_biased_mf(proto, seed)
+    elif name in fits:
+        grid, fit = fits[name]
+        metric, lower = ("rmse", True) if name == "bias" else ("ndcg@20", False)
+        chosen, model = _select(proto, grid, fit, metric, lower)
+    else:
+        raise ConfigError(f"compare.baselines: unknown baseline {name!r}")
+    out = _score(proto, model, "test")
+    out.update(chosen=chosen, seconds=time.perf_counter() - t0)
+    return out
+
+
+def _select_biased_mf(proto: Protocol, seed: int) -> dict:
+    """Factors 32; L2 and epochs chosen on validation RMSE."""
+    val_edges = proto.split.val
+    ei, label = proto.graph.target_index, proto.graph.label
+    val = (ei[0, val_edges], ei[1, val_edges], label[val_edges])
+    best = None
+    for reg in (0.01, 0.05, 0.1):
+        m = B.BiasedMF(proto.history(), 32, reg, 60, seed, val=val)
+        err = proto.ratings(m.predict, "val")["rmse"]
+        if best is None or err < best[0]:
+            best = (err, {"factors": 32, "reg": reg, "epochs": m.best_epoch}, m)
+    return {"params": best[1], "val_rmse": best[0]}, best[2]
+
+
+# --------------------------------------------------------------------------- models
+def run_model(cfg: JobConfig, graph: Graph, split: EdgeSplit, progress: bool) -> dict:
+    """Train graphrec's model ``cfg`` (validation picks the epoch), test it once."""
+    t0 = time.perf_counter()
+    inputs = TrainInputs.of(graph, split, cfg)
+    model, result = train_loop_per_worker({"cfg": cfg, "inputs": inputs, "progress": progress})
+    train_s = time.perf_counter() - t0
+    proto = Protocol(graph, split, cfg.evaluate.positive_threshold, cfg.evaluate.batch_users)
+    data = message_graph(graph, split.train, cfg.build.reverse_edges).to(model.device)
+    uv, iv = model.vectors(data)
+    out = proto.rank(B.VectorRanker(uv.cpu(), iv.cpu()), "test")
+    if cfg.train.objective == "rating":
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(data)
+
+        def predict(u, i):
+            with torch.no_grad():
+                return model.score(data, z, torch.stack([u, i]).to(model.device))
+
+        out.update(proto.ratings(predict, "test"))
+    out.update(
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        **{result.val_metric: result.best_val},
+        seconds=train_s,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+def run_compare(
+    config_path: str, overrides: list[str] | None = None, progress: bool = True
+) -> tuple[dict, Path]:
+    """Every baseline and model of ``compare`` over its splits and seeds; writes
+    ``<compare.out>/quality-<name>.json`` and ``.md``; returns the results and the .md."""
+    from graphrec.compare.report import write_report
+    from graphrec.job import StageClock, environment, extract_and_build
+
+    overrides = list(overrides or [])
+    base = load_config(config_path, overrides)
+    cc = base.compare
+    for name, extra in cc.models.items():
+        for item in extra:
+            key = item.partition("=")[0]
+            if key.split(".")[0] in ("extract", "build", "name", "mode", "compare"):
+                raise ConfigError(
+                    f"compare.models.{name}: {key!r} changes the data or the split; models "
+                    "are compared on the same graph (use the top-level config for that)"
+                )
+    results: dict = {}
+    t_all = time.perf_counter()
+    for kind in cc.splits:
+        per: dict[str, list[dict]] = {}
+        for seed in cc.seeds:
+            seeded = [f"build.split.kind={kind}", f"build.split.seed={seed}", f"train.seed={seed}"]
+            cfg = load_config(config_path, overrides + seeded)
+            cfg.train.checkpoint_path = None  # comparisons keep no training checkpoints
+            graph, split = extract_and_build(cfg, StageClock(), progress=False)
+            proto = Protocol(graph, split, cfg.evaluate.positive_threshold)
+            jobs = [("baseline", b) for b in cc.baselines] + [("model", m) for m in cc.models]
+            bar = tqdm(jobs, desc=f"{kind} split, seed {seed}", disable=not progress)
+            for what, name in bar:
+                bar.set_postfix_str(name)
+                if what == "baseline":
+                    row = run_baseline(name, proto, seed)
+                else:
+                    mcfg = load_config(config_path, overrides + seeded + cc.models[name])
+                    mcfg.train.checkpoint_path = None
+                    row = run_model(mcfg, graph, split, progress=False)
+                row["seed"] = seed
+                per.setdefault(name, []).append(row)
+                if progress:
+                    shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+                    tqdm.write(f"{kind} seed {seed} {name}: {shown}")
+        results[kind] = {name: summarize(rows) for name, rows in per.items()}
+    out = {
+        "dataset": base.name,
+        "config": config_path,
+        "overrides": overrides,
+        "seeds": cc.seeds,
+        "splits": cc.splits,
+        "models": {name: cc.models[name] for name in cc.models},
+        "seconds": time.perf_counter() - t_all,
+        "environment": environment(),
+        "base_config": to_dict(base),
+        "results": results,
+    }
+    folder = Path(cc.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"quality-{base.name}.json").write_text(json.dumps(out, indent=2, default=str))
+    md = folder / f"quality-{base.name}.md"
+    write_report(out, md, model_names=list(cc.models))
+    return out, md
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean and sample std over seeds of every numeric metric; the runs themselves."""
+    if any("skipped" in r for r in rows):
+        return {"skipped": rows[0]["skipped"], "runs": rows}
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k != "seed"]
+    mean, std = {}, {}
+    for k in keys:
+        vals = [float(r[k]) for r in rows if r.get(k) is not None and not _nan(r[k])]
+        if vals:
+            mean[k] = statistics.fmean(vals)
+            std[k] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": mean, "std": std, "runs": rows}
+
+
+def _nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def paired_margin(results: dict, a: str, b: str, metric: str = "ndcg@20") -> dict:
+    """Per-seed difference ``a - b`` of ``metric`` (same seed = same split): mean and std."""
+    ra = {r["seed"]: r[metric] for r in results[a]["runs"]}
+    rb = {r["seed"]: r[metric] for r in results[b]["runs"]}
+    diffs = [ra[s] - rb[s] for s in ra if s in rb]
+    return {
+        "mean": statistics.fmean(diffs),
+        "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+        "per_seed": diffs,
+    }

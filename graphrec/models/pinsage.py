@@ -1,0 +1,138 @@
+"""PinSage-style recommender (Ying et al., KDD 2018), adapted to user-item recommendation.
+
+Items: ``h0_i = E_i + W_x x_i`` (a learned item embedding added to the projected content
+features), then ``layers`` convolutions over importance-based neighbourhoods
+(:func:`graphrec.samplers.random_walk.item_neighbourhoods`: top-T items visited by
+item -> user -> item random walks, visit shares as weights)::
+
+    n_i = sum_j w_ij relu(Q h_j)          (weighted mean: the weights sum to 1)
+    h_i = normalize(relu(W [h_i || n_i]))
+
+and a final linear map ``G``. Users: a learned embedding. Score: ``<p_u, z_i>``.
+A mini-batch computes only the items its pairs need and their neighbourhoods, layer by
+layer (PinSage's "minibatch computation graph"); ranking computes every item once.
+Trained with the triplet batches of :mod:`graphrec.samplers.triplets` (BPR, BCE, or
+sampled softmax); hard negatives are not implemented.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphrec.samplers.random_walk import item_neighbourhoods
+
+
+class PinSageRecommender(nn.Module):
+    full_graph = True  # trained from triplet batches, not neighbour-sampled subgraphs
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        feature_dim: int,
+        dim: int,
+        layers: int,
+        target,
+        walks: int = 50,
+        walk_length: int = 2,
+        top_t: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.num_users, self.num_items = num_users, num_items
+        self.target, self.user, self.item = target, target[0], target[2]
+        self.user_emb = nn.Embedding(num_users, dim)
+        self.item_emb = nn.Embedding(num_items, dim)
+        nn.init.normal_(self.user_emb.weight, std=0.1)
+        nn.init.normal_(self.item_emb.weight, std=0.1)
+        self.inp = nn.Linear(feature_dim, dim) if feature_dim else None
+        self.q = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+        self.w = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers))
+        self.g = nn.Linear(dim, dim)
+        self.walks, self.walk_length, self.top_t, self.seed = walks, walk_length, top_t, seed
+        self._hood: tuple | None = None
+
+    @classmethod
+    def from_config(cls, cfg, graph, layers: int) -> PinSageRecommender:
+        x = graph.x.get(graph.item_type)
+        return cls(
+            graph.num_nodes[graph.user_type],
+            graph.num_nodes[graph.item_type],
+            0 if x is None else x.shape[1],
+            cfg.model.embedding_dim,
+            layers,
+            graph.target,
+            top_t=cfg.sampler.num_neighbors[0],
+            seed=cfg.train.seed,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.user_emb.weight.device
+
+    def _neighbourhoods(self, data) -> tuple[Tensor, Tensor]:
+        """Random-walk neighbourhoods over ``data``'s target edges (cached per graph)."""
+        ei = data[self.target].edge_index
+        key = (ei.data_ptr(), ei.shape[1], int(ei[0].sum()))
+        if self._hood is None or self._hood[0] != key:
+            nbr, w = item_neighbourhoods(
+                ei[0].cpu(), ei[1].cpu(), self.num_users, self.num_items,
+                self.walks, self.walk_length, self.top_t, self.seed,
+            )  # fmt: skip
+            self._hood = (key, nbr.to(self.device), w.to(self.device))
+        return self._hood[1], self._hood[2]
+
+    def items(self, data, ids: Tensor) -> Tensor:
+        """Final embeddings ``[len(ids), dim]`` of items ``ids``."""
+        nbr, weight = self._neighbourhoods(data)
+        sets = [ids]  # sets[l]: the items whose layer-(L-l) state is needed
+        for _ in self.w:
+            n = nbr[sets[-1]]
+            sets.append(torch.unique(torch.cat([sets[-1], n[n >= 0]])))
+        sets.reverse()  # sets[0]: inputs, sets[L]: ids
+        pos = torch.full((self.num_items,), -1, dtype=torch.long, device=ids.device)
+        base = sets[0]
+        h = self.item_emb(base)
+        if self.inp is not None:
+            h = h + self.inp(data[self.item].x[base].to(h.device))
+        for layer, (q, w) in enumerate(zip(self.q, self.w, strict=True)):
+            prev, cur = sets[layer], sets[layer + 1]
+            pos[prev] = torch.arange(len(prev), device=ids.device)
+            n, wt = nbr[cur], weight[cur]
+            msg = F.relu(q(h))[pos[n.clamp(min=0)]] * (wt * (n >= 0)).unsqueeze(-1)
+            h = F.normalize(F.relu(w(torch.cat([h[pos[cur]], msg.sum(1)], -1))), dim=-1)
+        return self.g(h)
+
+    def encode(self, data) -> dict[str, Tensor]:
+        all_items = torch.arange(self.num_items, device=self.device)
+        return {self.user: self.user_emb.weight, self.item: self.items(data, all_items)}
+
+    def score(self, data, z: dict[str, Tensor], pairs: Tensor) -> Tensor:
+        return (z[self.user][pairs[0]] * z[self.item][pairs[1]]).sum(-1)
+
+    def forward(self, data, pairs: Tensor, candidates: Tensor | None = None):
+        """Scores of ``pairs`` (and of each pair's user against ``candidates``), computing
+        only the items they need."""
+        need = pairs[1] if candidates is None else torch.cat([pairs[1], candidates])
+        uniq, inv = torch.unique(need, return_inverse=True)
+        z = self.items(data, uniq)
+        u = self.user_emb(pairs[0])
+        scores = (u * z[inv[: pairs.shape[1]]]).sum(-1)
+        if candidates is None:
+            return scores
+        return scores, u @ z[inv[pairs.shape[1] :]].t()
+
+    def l2(self, pairs: Tensor) -> Tensor:
+        return (
+            self.user_emb(pairs[0]).pow(2).sum(-1) + self.item_emb(pairs[1]).pow(2).sum(-1)
+        ).mean()
+
+    @torch.no_grad()
+    def vectors(self, data) -> tuple[Tensor, Tensor]:
+        was = self.training
+        self.eval()
+        z = self.encode(data)
+        self.train(was)
+        return z[self.user].detach(), z[self.item].detach()

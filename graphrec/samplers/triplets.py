@@ -1,0 +1,120 @@
+"""Per-user BPR sampling: (user, positive item, negative items) triplets.
+
+As LightGCN and BPR do it (Rendle et al. 2009; He et al. 2020): each step draws users
+uniformly from the users that have training edges, one of each user's training items
+uniformly as the positive, and ``num_negatives`` items uniformly among the items the user
+has no training edge to (rejection sampling against the sorted edge keys). An epoch is
+``ceil(edges / batch_size)`` steps, so every user is weighted equally, not by activity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Triplets:
+    """One mini-batch: ``users [B]``, ``pos [B]``, ``neg [B, N]`` (global ids) and the
+    message-passing graph the scores are computed on."""
+
+    users: Tensor
+    pos: Tensor
+    neg: Tensor
+    data: object = None
+    owner: Tensor | None = None
+    """User batches (``multinomial`` loss): ``pos`` holds every training item of the
+    batch's users and ``owner`` the row in ``users`` each belongs to; ``neg`` is empty."""
+
+    def to(self, device) -> Triplets:
+        owner = None if self.owner is None else self.owner.to(device)
+        return Triplets(
+            self.users.to(device), self.pos.to(device), self.neg.to(device), self.data, owner
+        )
+
+    def pairs(self) -> Tensor:
+        """``[2, B + B*N]``: the positive pairs, then every negative pair."""
+        u_rep = self.users.unsqueeze(1).expand_as(self.neg).reshape(-1)
+        return torch.cat(
+            [torch.stack([self.users, self.pos]), torch.stack([u_rep, self.neg.reshape(-1)])], 1
+        )
+
+
+class TripletSampler:
+    """Iterates ``ceil(len(edges) / batch_size)`` triplet batches per pass.
+
+    Args: users, items: the training edges (global ids); num_items: catalogue size;
+    data: the message graph handed along with each batch; generator: seeds the draws.
+    """
+
+    def __init__(
+        self,
+        users: Tensor,
+        items: Tensor,
+        num_users: int,
+        num_items: int,
+        batch_size: int,
+        num_negatives: int = 1,
+        data: object = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        order = torch.argsort(users * num_items + items)
+        self.keys = (users * num_items + items)[order]
+        self.items = items[order]  # grouped by user
+        counts = torch.bincount(users, minlength=num_users)
+        self.indptr = torch.zeros(num_users + 1, dtype=torch.long)
+        self.indptr[1:] = torch.cumsum(counts, 0)
+        self.active = (counts > 0).nonzero().flatten()
+        self.num_items, self.batch_size, self.num_negatives = num_items, batch_size, num_negatives
+        self.num_edges = len(users)
+        self.data = data
+        self.generator = generator
+
+    users_only: bool = False
+    """Batches of users with all their training items (an epoch visits every user once)
+    instead of sampled triplets."""
+
+    def __len__(self) -> int:
+        n = len(self.active) if self.users_only else self.num_edges
+        return math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        if self.users_only:
+            perm = self.active[torch.randperm(len(self.active), generator=self.generator)]
+            for s in range(0, len(perm), self.batch_size):
+                yield self.user_batch(perm[s : s + self.batch_size])
+            return
+        for _ in range(len(self)):
+            yield self.sample(self.batch_size)
+
+    def user_batch(self, users: Tensor) -> Triplets:
+        """``users`` with every one of their training items."""
+        start, deg = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
+        owner = torch.repeat_interleave(torch.arange(len(users)), deg)
+        first = torch.cumsum(deg, 0) - deg
+        offset = torch.arange(int(deg.sum())) - torch.repeat_interleave(first, deg)
+        pos = self.items[start[owner] + offset]
+        empty = torch.empty(len(users), 0, dtype=torch.long)
+        return Triplets(users, pos, empty, self.data, owner)
+
+    def sample(self, n: int) -> Triplets:
+        g = self.generator
+        users = self.active[torch.randint(len(self.active), (n,), generator=g)]
+        start, deg = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
+        pick = (torch.rand(n, generator=g) * deg).long().clamp_(max=deg - 1)
+        pos = self.items[start + pick]
+        neg = torch.randint(self.num_items, (n, self.num_negatives), generator=g)
+        for _ in range(10):  # reject items the user has; a few rounds leave ~none
+            seen = self._seen(users.unsqueeze(1).expand_as(neg), neg)
+            if not seen.any():
+                break
+            neg[seen] = torch.randint(self.num_items, (int(seen.sum()),), generator=g)
+        return Triplets(users, pos, neg, self.data)
+
+    def _seen(self, users: Tensor, items: Tensor) -> Tensor:
+        key = users * self.num_items + items
+        at = torch.searchsorted(self.keys, key).clamp_(max=len(self.keys) - 1)
+        return self.keys[at] == key

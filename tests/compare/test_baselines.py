@@ -1,0 +1,69 @@
+"""Baselines against hand computations and planted structure."""
+
+import pytest
+import torch
+
+from graphrec.compare import baselines as B
+
+
+def history(pairs, n_users, n_items, ratings=None):
+    u, i = zip(*pairs, strict=True)
+    r = None if ratings is None else torch.tensor(ratings)
+    return B.History(torch.tensor(u), torch.tensor(i), n_users, n_items, r)
+
+
+def test_item_knn_scores_are_sums_of_cosines_by_hand():
+    # user 0: items 0, 1; user 1: items 1, 2; user 2: item 2
+    h = history([(0, 0), (0, 1), (1, 1), (1, 2), (2, 2)], 3, 3)
+    knn = B.ItemKNN(h, neighbours=None)
+    # cos(0,1) = 1/sqrt(1*2); cos(1,2) = 1/sqrt(2*2); cos(0,2) = 0
+    c01, c12 = 1 / 2**0.5, 1 / 2
+    # a user's own items add nothing to themselves (the diagonal is zero)
+    expected = torch.tensor([[c01, c01, c12], [c01, c12, c12], [0.0, c12, 0.0]])
+    assert torch.allclose(knn.scores(0, 3), expected, atol=1e-6)
+    # one neighbour per item keeps only the strongest column entry
+    top1 = B.ItemKNN(h, neighbours=1)
+    assert int((top1.sim > 0).sum(0).max()) == 1
+
+
+def test_bias_model_recovers_planted_biases():
+    pairs = [(u, i) for u in range(6) for i in range(5)]
+    bu, bi = torch.linspace(-1, 1, 6), torch.linspace(-0.5, 0.5, 5)
+    ratings = [3.0 + float(bu[u] + bi[i]) for u, i in pairs]
+    m = B.BiasModel(history(pairs, 6, 5, ratings), reg=1e-6, sweeps=30)
+    pred = m.predict(torch.tensor([u for u, _ in pairs]), torch.tensor([i for _, i in pairs]))
+    assert torch.allclose(pred, torch.tensor(ratings), atol=1e-3)
+
+
+def test_biased_mf_learns_a_low_rank_signal_the_bias_model_cannot():
+    g = torch.Generator().manual_seed(0)
+    p, q = torch.randn(30, 2, generator=g), torch.randn(25, 2, generator=g)
+    pairs = [(u, i) for u in range(30) for i in range(25) if (u * 7 + i) % 3]
+    ratings = [3.0 + float(p[u] @ q[i]) for u, i in pairs]
+    h = history(pairs, 30, 25, ratings)
+    u, i = h.users, h.items
+    mf = B.BiasedMF(h, factors=4, reg=0.0, epochs=150, seed=0, lr=0.02, batch=128)
+    bias = B.BiasModel(h, reg=0.1)
+    mse = lambda m: float(((m.predict(u, i) - h.ratings) ** 2).mean())  # noqa: E731
+    assert mse(mf) < 0.25 * mse(bias)
+
+
+def test_als_and_bpr_recommend_inside_the_users_block():
+    pytest.importorskip("implicit", reason="the ALS/BPR baselines need the implicit package")
+    pairs = [(u, i) for u in range(20) for i in range(10) if (u < 10) == (i < 5) and (u + i) % 3]
+    h = history(pairs, 20, 10)
+    for model in (
+        B.als(h, factors=4, regularization=0.01, iterations=20, seed=0),
+        B.bpr(h, factors=4, learning_rate=0.05, iterations=200, seed=0),
+    ):
+        scores = model.scores(0, 20)
+        scores[h.users, h.items] = float("-inf")
+        best = scores.argmax(1)
+        inside = [(u < 10) == (int(best[u]) < 5) for u in range(20)]
+        assert sum(inside) >= 18, type(model)
+
+
+def test_popularity_ranks_by_count_for_everyone():
+    h = history([(0, 2), (1, 2), (2, 2), (0, 1), (1, 1), (2, 0)], 3, 4)
+    s = B.popularity(h).scores(0, 3)
+    assert s.argsort(1, descending=True)[:, :3].tolist() == [[2, 1, 0]] * 3
