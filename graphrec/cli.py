@@ -5,7 +5,7 @@
     graphrec run --config configs/movielens.yaml mode=final
     graphrec run --workers 2                       # Ray Train, 2 data-parallel workers
     graphrec train --workers 2 --resume            # continue the newest stopped run
-    graphrec tune --config configs/movielens-link.yaml --samples 8
+    graphrec tune --config configs/movielens-sage-link.yaml --samples 8
     graphrec bench --sizes 1e5,1e6 --quick         # every stage, report + plots in bench/results
 
 Bad input ends with one line ``graphrec: error: ...`` and exit status 2.

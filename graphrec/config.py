@@ -267,6 +267,10 @@ class TrainConfig:
     """Adam weight decay."""
     num_negatives: int = 1
     """link: sampled non-edges per positive edge (uniform over items)."""
+    hard_negatives: float = 0.0
+    """pinsage with bpr/bce: share of each positive's negatives drawn from the positive
+    item's random-walk neighbourhood (items near it the user has no edge to), as PinSage's
+    hard negatives; 0: uniform negatives only."""
     embedding_l2: float = 0.0
     """lightgcn, pinsage: L2 penalty on the batch's per-node embeddings (LightGCN: 1e-4)."""
     disjoint_ratio: float = 0.0
@@ -489,6 +493,12 @@ class JobConfig:
                 )
             if self.train.disjoint_ratio > 0:
                 raise ConfigError(f"model.name={self.model.name}: train.disjoint_ratio must be 0")
+        if self.train.hard_negatives and (
+            self.model.name != "pinsage" or self.train.loss not in ("bpr", "bce")
+        ):
+            raise ConfigError("train.hard_negatives needs model.name=pinsage and loss bpr or bce")
+        if not 0.0 <= self.train.hard_negatives <= 1.0:
+            raise ConfigError("train.hard_negatives is a share: between 0 and 1")
         elif self.train.loss in ("softmax", "multinomial"):
             raise ConfigError(
                 f"train.loss={self.train.loss} needs model.name=lightgcn or pinsage "

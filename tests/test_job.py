@@ -48,13 +48,15 @@ def tiny_ratings(root):
         ("link", "bpr", 2, "lightgcn"),
         ("link", "softmax", 5, "lightgcn"),
         ("link", "multinomial", 1, "pinsage"),
-        ("link", "bce", 2, "pinsage"),
+        ("link", "bce", 2, "pinsage+hard"),
     ],
 )
 def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss, negatives, model):
     data = tiny_config_dict(tiny_root, tmp_path)
     data["train"].update(objective=objective, loss=loss, num_negatives=negatives)
-    data["model"]["name"] = model
+    data["model"]["name"], _, hard = model.partition("+")
+    if hard:  # PinSage's hard negatives: half of them from the positive's neighbourhood
+        data["train"]["hard_negatives"] = 0.5
     result = run_job(make_config(data), progress=False)
     m = json.loads((result.run_dir / "metrics.json").read_text())
     for key in ("rmse", "recall@20", "ndcg@20", "baseline_popularity", "seconds"):

@@ -11,8 +11,9 @@ item -> user -> item random walks, visit shares as weights)::
 and a final linear map ``G``. Users: a learned embedding. Score: ``<p_u, z_i>``.
 A mini-batch computes only the items its pairs need and their neighbourhoods, layer by
 layer (PinSage's "minibatch computation graph"); ranking computes every item once.
-Trained with the triplet batches of :mod:`graphrec.samplers.triplets` (BPR, BCE, or
-sampled softmax); hard negatives are not implemented.
+Trained with the triplet batches of :mod:`graphrec.samplers.triplets` (BPR, BCE, sampled
+softmax or user batches); ``train.hard_negatives`` draws that share of the negatives from
+the positive item's random-walk neighbourhood (PinSage's hard negatives).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class PinSageRecommender(nn.Module):
     def device(self) -> torch.device:
         return self.user_emb.weight.device
 
-    def _neighbourhoods(self, data) -> tuple[Tensor, Tensor]:
+    def neighbourhoods(self, data) -> tuple[Tensor, Tensor]:
         """Random-walk neighbourhoods over ``data``'s target edges (cached per graph)."""
         ei = data[self.target].edge_index
         key = (ei.data_ptr(), ei.shape[1], int(ei[0].sum()))
@@ -86,7 +87,7 @@ class PinSageRecommender(nn.Module):
 
     def items(self, data, ids: Tensor) -> Tensor:
         """Final embeddings ``[len(ids), dim]`` of items ``ids``."""
-        nbr, weight = self._neighbourhoods(data)
+        nbr, weight = self.neighbourhoods(data)
         sets = [ids]  # sets[l]: the items whose layer-(L-l) state is needed
         for _ in self.w:
             n = nbr[sets[-1]]

@@ -112,7 +112,25 @@ class TripletSampler:
             if not seen.any():
                 break
             neg[seen] = torch.randint(self.num_items, (int(seen.sum()),), generator=g)
+        if self.hard_table is not None and self.hard_share > 0:
+            self._harden(users, pos, neg)
         return Triplets(users, pos, neg, self.data)
+
+    hard_table: Tensor | None = None
+    """``[num_items, T]`` items close to each item (-1: none), e.g. PinSage's random-walk
+    neighbourhoods: hard negatives are drawn from the positive item's row."""
+    hard_share: float = 0.0
+    """Share of each row's negatives replaced by hard ones (where one is available)."""
+
+    def _harden(self, users: Tensor, pos: Tensor, neg: Tensor) -> None:
+        """PinSage's hard negatives: items near the positive that the user has no edge to."""
+        n_hard = max(1, round(self.hard_share * neg.shape[1]))
+        table = self.hard_table
+        col = torch.randint(table.shape[1], (len(pos), n_hard), generator=self.generator)
+        cand = table[pos.unsqueeze(1), col]
+        u = users.unsqueeze(1).expand_as(cand)
+        ok = (cand >= 0) & ~self._seen(u, cand.clamp(min=0))
+        neg[:, :n_hard] = torch.where(ok, cand, neg[:, :n_hard])
 
     def _seen(self, users: Tensor, items: Tensor) -> Tensor:
         key = users * self.num_items + items

@@ -339,6 +339,11 @@ def train_loop(
             ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen
         )
         loader.users_only = t.loss == "multinomial"
+        if t.hard_negatives > 0:  # PinSage: negatives near the positive item
+            loader.hard_table, loader.hard_share = (
+                model.neighbourhoods(eval_data)[0].cpu(),
+                t.hard_negatives,
+            )
     else:
         loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
     opt = make_optimizer(model, t.lr, t.weight_decay)

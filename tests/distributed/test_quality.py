@@ -46,8 +46,8 @@ def test_rating_quality_with_two_workers(tmp_path, monkeypatch, ray_cluster):
 
 def test_link_quality_with_two_workers(tmp_path, monkeypatch, ray_cluster):
     monkeypatch.chdir(ROOT)
-    one = run("configs/movielens-link.yaml", 0, tmp_path)
-    two = run("configs/movielens-link.yaml", 2, tmp_path)
+    one = run("configs/movielens-sage-link.yaml", 0, tmp_path)
+    two = run("configs/movielens-sage-link.yaml", 2, tmp_path)
     pop = one["baseline_popularity"]["ndcg@20"]
     assert one["ndcg@20"] > pop * 1.4
     assert abs(two["ndcg@20"] - one["ndcg@20"]) <= 0.10 * one["ndcg@20"], (

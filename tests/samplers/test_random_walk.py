@@ -57,3 +57,24 @@ def test_user_batches_carry_every_training_item_of_their_users():
         seen |= got
     assert seen == set(zip(users.tolist(), items.tolist(), strict=True))
     assert len(s) == 3  # 8 users in batches of 3
+
+
+def test_hard_negatives_come_from_the_positives_neighbourhood_and_are_unseen():
+    users, items = two_communities()
+    nbr, _ = item_neighbourhoods(users, items, 8, 12, walks=40, length=2, top_t=4, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    s = TripletSampler(users, items, 8, 12, batch_size=200, num_negatives=2, generator=gen)
+    s.hard_table, s.hard_share = nbr, 0.5
+    known = set(zip(users.tolist(), items.tolist(), strict=True))
+    b = s.sample(200)
+    hard = b.neg[:, 0]
+    for u, p, n in zip(b.users.tolist(), b.pos.tolist(), hard.tolist(), strict=True):
+        assert (u, n) not in known
+        if n in nbr[p].tolist():  # a hard one: from the positive item's community
+            assert (n < 5) == (p < 5)
+    # the hard column lands in the positive's neighbourhood far more often than the uniform one
+    def share_in_hood(col):
+        pairs = zip(b.pos.tolist(), b.neg[:, col].tolist(), strict=True)
+        return sum(n in nbr[p].tolist() for p, n in pairs) / len(b.pos)
+
+    assert share_in_hood(0) > share_in_hood(1) + 0.2, (share_in_hood(0), share_in_hood(1))
