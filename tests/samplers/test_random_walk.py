@@ -72,6 +72,7 @@ def test_hard_negatives_come_from_the_positives_neighbourhood_and_are_unseen():
         assert (u, n) not in known
         if n in nbr[p].tolist():  # a hard one: from the positive item's community
             assert (n < 5) == (p < 5)
+
     # the hard column lands in the positive's neighbourhood far more often than the uniform one
     def share_in_hood(col):
         pairs = zip(b.pos.tolist(), b.neg[:, col].tolist(), strict=True)
