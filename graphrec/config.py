@@ -493,17 +493,17 @@ class JobConfig:
                 )
             if self.train.disjoint_ratio > 0:
                 raise ConfigError(f"model.name={self.model.name}: train.disjoint_ratio must be 0")
+        elif self.train.loss in ("softmax", "multinomial"):
+            raise ConfigError(
+                f"train.loss={self.train.loss} needs model.name=lightgcn or pinsage "
+                "(triplet and user batches)"
+            )
         if self.train.hard_negatives and (
             self.model.name != "pinsage" or self.train.loss not in ("bpr", "bce")
         ):
             raise ConfigError("train.hard_negatives needs model.name=pinsage and loss bpr or bce")
         if not 0.0 <= self.train.hard_negatives <= 1.0:
             raise ConfigError("train.hard_negatives is a share: between 0 and 1")
-        elif self.train.loss in ("softmax", "multinomial"):
-            raise ConfigError(
-                f"train.loss={self.train.loss} needs model.name=lightgcn or pinsage "
-                "(triplet and user batches)"
-            )
         if self.model.sparse_embeddings is True and self.distributed.use_gpu:
             raise ConfigError(
                 "model.sparse_embeddings does not work with distributed.use_gpu (NCCL has no "

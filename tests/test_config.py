@@ -74,8 +74,21 @@ def test_missing_config_file():
 
 
 def test_a_union_setting_takes_each_of_its_types_and_names_them_when_wrong():
-    path = "configs/movielens.yaml"
+    path = ROOT / "configs/movielens.yaml"
     assert load_config(path, ["model.sparse_embeddings=auto"]).model.sparse_embeddings == "auto"
     assert load_config(path, ["model.sparse_embeddings=true"]).model.sparse_embeddings is True
     with pytest.raises(ConfigError, match=r"model.sparse_embeddings='maybe': expected bool or"):
         load_config(path, ["model.sparse_embeddings=maybe"])
+
+
+def test_model_specific_losses_and_options_are_checked():
+    path = ROOT / "configs/movielens-link.yaml"  # LightGCN, multinomial
+    assert load_config(path).train.loss == "multinomial"
+    with pytest.raises(ConfigError, match="needs model.name=lightgcn or pinsage"):
+        load_config(path, ["model.name=sage"])
+    with pytest.raises(ConfigError, match="hard_negatives needs model.name=pinsage"):
+        load_config(path, ["train.hard_negatives=0.5"])
+    with pytest.raises(ConfigError, match="ranks items"):
+        load_config(path, ["train.objective=rating", "train.loss=mse"])
+    cfg = load_config(path, ["model.name=pinsage", "train.loss=bpr", "train.hard_negatives=0.5"])
+    assert cfg.train.hard_negatives == 0.5
