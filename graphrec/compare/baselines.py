@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from graphrec.errors import ConfigError
+from graphrec.train.metrics import popularity_vectors
 
 
 @dataclass
@@ -65,10 +66,8 @@ class VectorRanker(Ranker):
 
 
 def popularity(h: History) -> VectorRanker:
-    """Items by number of interactions in the history (ties: lower id first)."""
-    pop = torch.bincount(h.items, minlength=h.num_items).double()
-    pop = pop + torch.arange(h.num_items, 0, -1, dtype=torch.float64) / (10 * h.num_items)
-    return VectorRanker(torch.ones(h.num_users, 1), pop.unsqueeze(1))
+    """Items by number of interactions in the history (the job's popularity ranking)."""
+    return VectorRanker(*popularity_vectors(h.items, h.num_users, h.num_items))
 
 
 class ItemKNN(Ranker):

@@ -13,12 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _csr(src: Tensor, dst: Tensor, n: int) -> tuple[Tensor, Tensor]:
-    order = torch.argsort(src, stable=True)
-    indptr = torch.zeros(n + 1, dtype=torch.long)
-    indptr[1:] = torch.cumsum(torch.bincount(src, minlength=n), 0)
-    return indptr, dst[order]
+from graphrec.recommend.topk import to_csr
 
 
 def _step(indptr: Tensor, nbrs: Tensor, at: Tensor, gen: torch.Generator) -> Tensor:
@@ -47,8 +42,8 @@ def item_neighbourhoods(
     visited by its random walks (ties: lower id), weights = visit share (rows sum to 1);
     ``-1`` / 0 where an item has fewer than ``top_t`` distinct visited items."""
     gen = torch.Generator().manual_seed(seed)
-    item_ptr, item_users = _csr(items, users, num_items)
-    user_ptr, user_items = _csr(users, items, num_users)
+    item_ptr, item_users = to_csr(items, users, num_items)
+    user_ptr, user_items = to_csr(users, items, num_users)
     start = torch.arange(num_items).repeat_interleave(walks)
     at = start
     visits = []

@@ -60,6 +60,9 @@ class TripletSampler:
         num_negatives: int = 1,
         data: object = None,
         generator: torch.Generator | None = None,
+        users_only: bool = False,
+        hard_table: Tensor | None = None,
+        hard_share: float = 0.0,
     ) -> None:
         order = torch.argsort(users * num_items + items)
         self.keys = (users * num_items + items)[order]
@@ -72,10 +75,14 @@ class TripletSampler:
         self.num_edges = len(users)
         self.data = data
         self.generator = generator
-
-    users_only: bool = False
-    """Batches of users with all their training items (an epoch visits every user once)
-    instead of sampled triplets."""
+        self.users_only = users_only
+        """Batches of users with all their training items (an epoch visits every user
+        once) instead of sampled triplets."""
+        self.hard_table = hard_table
+        """``[num_items, T]`` items close to each item (-1: none), e.g. PinSage's random-walk
+        neighbourhoods: hard negatives are drawn from the positive item's row."""
+        self.hard_share = hard_share
+        """Share of each row's negatives replaced by hard ones (where one is available)."""
 
     def __len__(self) -> int:
         n = len(self.active) if self.users_only else self.num_edges
@@ -115,12 +122,6 @@ class TripletSampler:
         if self.hard_table is not None and self.hard_share > 0:
             self._harden(users, pos, neg)
         return Triplets(users, pos, neg, self.data)
-
-    hard_table: Tensor | None = None
-    """``[num_items, T]`` items close to each item (-1: none), e.g. PinSage's random-walk
-    neighbourhoods: hard negatives are drawn from the positive item's row."""
-    hard_share: float = 0.0
-    """Share of each row's negatives replaced by hard ones (where one is available)."""
 
     def _harden(self, users: Tensor, pos: Tensor, neg: Tensor) -> None:
         """PinSage's hard negatives: items near the positive that the user has no edge to."""

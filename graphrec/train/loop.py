@@ -334,16 +334,15 @@ def train_loop(
     if getattr(model, "full_graph", False):
         ei = graph.target_index[:, mine]
         n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
-        negatives = 1 if t.loss in ("softmax", "multinomial") else t.num_negatives
+        # softmax draws its shared negatives per step, multinomial ranks the whole catalogue
+        negatives = 0 if t.loss in ("softmax", "multinomial") else t.num_negatives
+        hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
         loader = TripletSampler(
-            ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen
-        )
-        loader.users_only = t.loss == "multinomial"
-        if t.hard_negatives > 0:  # PinSage: negatives near the positive item
-            loader.hard_table, loader.hard_share = (
-                model.neighbourhoods(eval_data)[0].cpu(),
-                t.hard_negatives,
-            )
+            ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
+            users_only=t.loss == "multinomial",
+            hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,
+            hard_share=t.hard_negatives,
+        )  # fmt: skip
     else:
         loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
     opt = make_optimizer(model, t.lr, t.weight_decay)
