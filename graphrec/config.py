@@ -238,6 +238,10 @@ class ModelConfig:
     """Dropout between layers."""
     aggr: Literal["mean", "max", "sum"] = "mean"
     """SAGE neighbourhood aggregation."""
+    item_features: bool = True
+    """lightgcn: add a learned linear map of the item features (where the build made any)
+    to the items' layer-0 embeddings; false: pure collaborative filtering. (sage and
+    pinsage always use the features.)"""
     sparse_embeddings: bool | Literal["auto"] = "auto"
     """Per-node embedding and bias tables get sparse gradients, updated by SparseAdam: a
     step then costs the rows its batch touched, not the whole tables (and DDP exchanges
@@ -273,6 +277,10 @@ class TrainConfig:
     hard negatives; 0: uniform negatives only."""
     embedding_l2: float = 0.0
     """lightgcn, pinsage: L2 penalty on the batch's per-node embeddings (LightGCN: 1e-4)."""
+    low_label_weight: float = 1.0
+    """Weight of a training edge whose label is below ``evaluate.positive_threshold`` (a
+    rating under 4): in the multinomial loss it counts this much as a target, and in
+    LightGCN's normalized adjacency it has this weight. 1: every edge counts the same."""
     disjoint_ratio: float = 0.0
     """Share of training edges supervised each epoch and kept out of that epoch's message
     graph (redrawn every epoch); 0: supervise every edge with all edges in the graph."""
@@ -436,11 +444,13 @@ class CompareConfig:
     """One split and one initialisation per seed; the table shows mean ± std over them."""
     splits: list[Literal["random", "temporal"]] = field(default_factory=lambda: ["random"])
     """Split kinds to compare on (fractions from ``build.split``)."""
-    baselines: list[Literal["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"]] = field(
-        default_factory=lambda: ["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"]
-    )
-    """Non-GNN baselines (bias and biased_mf need a rating label; ALS and BPR the
-    ``implicit`` package)."""
+    baselines: list[
+        Literal["popularity", "itemknn", "als", "als_rated", "bpr", "bias", "biased_mf"]
+    ] = field(default_factory=lambda: ["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"])
+    """Non-GNN baselines (als_rated, bias and biased_mf need a rating label; ALS and BPR the
+    ``implicit`` package). als_rated: ALS whose confidence weights edges labelled below
+    ``evaluate.positive_threshold`` less (0.1 or 0.3, chosen on validation), the rating
+    information ``train.low_label_weight`` gives a GNN."""
     models: dict[str, list[str]] = field(default_factory=dict)
     """graphrec models: name -> dotted overrides of this config (model, train, sampler)."""
     out: str = "bench/results"
@@ -502,6 +512,16 @@ class JobConfig:
             self.model.name != "pinsage" or self.train.loss not in ("bpr", "bce")
         ):
             raise ConfigError("train.hard_negatives needs model.name=pinsage and loss bpr or bce")
+        if self.train.low_label_weight != 1.0:
+            if not 0.0 <= self.train.low_label_weight <= 1.0:
+                raise ConfigError("train.low_label_weight is a weight: between 0 and 1")
+            if self.build.label is None:
+                raise ConfigError("train.low_label_weight needs build.label (edges weighted by it)")
+            if self.model.name != "lightgcn" and self.train.loss != "multinomial":
+                raise ConfigError(
+                    "train.low_label_weight weights the multinomial loss and LightGCN's "
+                    "propagation: set model.name=lightgcn or train.loss=multinomial"
+                )
         if not 0.0 <= self.train.hard_negatives <= 1.0:
             raise ConfigError("train.hard_negatives is a share: between 0 and 1")
         if self.model.sparse_embeddings is True and self.distributed.use_gpu:

@@ -90,5 +90,18 @@ def test_model_specific_losses_and_options_are_checked():
         load_config(path, ["train.hard_negatives=0.5"])
     with pytest.raises(ConfigError, match="ranks items"):
         load_config(path, ["train.objective=rating", "train.loss=mse"])
-    cfg = load_config(path, ["model.name=pinsage", "train.loss=bpr", "train.hard_negatives=0.5"])
+    pinsage = ["model.name=pinsage", "train.loss=bpr", "train.low_label_weight=1"]
+    cfg = load_config(path, [*pinsage, "train.hard_negatives=0.5"])
     assert cfg.train.hard_negatives == 0.5
+
+
+def test_low_label_weight_is_checked():
+    path = ROOT / "configs/movielens-link.yaml"
+    assert load_config(path).train.low_label_weight == 0.3
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        load_config(path, ["train.low_label_weight=2"])
+    with pytest.raises(ConfigError, match="needs build.label"):
+        load_config(path, ["build.label=null"])
+    rating = ROOT / "configs/movielens.yaml"  # SAGE, rating regression
+    with pytest.raises(ConfigError, match="weights the multinomial loss"):
+        load_config(rating, ["train.low_label_weight=0.5"])

@@ -131,7 +131,8 @@ def message_graph(
     """``HeteroData`` for message passing with only the ``keep`` target edges (None: all).
 
     Held-out (validation/test) target edges are simply not in ``keep``, so no sampler or
-    convolution can see them. Reverse types are named ``rev_<type>``.
+    convolution can see them. Reverse types are named ``rev_<type>``. The target edges
+    carry their labels as ``label`` (where the graph has them).
 
     Every edge type is in CSC order (sorted by destination, then source), so a neighbour
     sampler can use ``edge_index`` as is (``is_sorted=True``) instead of building its own
@@ -144,20 +145,25 @@ def message_graph(
         if ntype in graph.x:
             data[ntype].x = graph.x[ntype]
     for etype, ei in graph.edge_index.items():
+        label = graph.label if etype == graph.target else None
         if etype == graph.target and keep is not None:
             ei = ei[:, keep]
+            label = None if label is None else label[keep]
         src, name, dst = etype
-        data[etype].edge_index = _csc_order(ei, num_nodes[src])
+        order = _csc_order(ei, num_nodes[src])
+        data[etype].edge_index = ei[:, order].contiguous()
+        if label is not None:  # the kept edges' labels (LightGCN weights edges by them)
+            data[etype].label = label[order].contiguous()
         if reverse:
-            data[(dst, f"rev_{name}", src)].edge_index = _csc_order(ei.flip(0), num_nodes[dst])
+            rev = ei.flip(0)
+            rev = rev[:, _csc_order(rev, num_nodes[dst])]
+            data[(dst, f"rev_{name}", src)].edge_index = rev.contiguous()
     return data
 
 
 def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor:
-    """``ei`` sorted by (destination, source)."""
-    if ei.shape[1] == 0:
-        return ei.contiguous()
-    return ei[:, torch.argsort(ei[1] * num_src + ei[0])].contiguous()
+    """The permutation that sorts ``ei`` by (destination, source)."""
+    return torch.argsort(ei[1] * num_src + ei[0])
 
 
 def _to_index(ids: pa.ChunkedArray, node_ids: pa.Array, edge: str, ntype: str) -> torch.Tensor:

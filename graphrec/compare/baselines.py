@@ -40,10 +40,14 @@ class History:
         r[self.users, self.items] = 1.0
         return r
 
-    def csr(self):
+    def csr(self, values: Tensor | None = None):
+        """scipy CSR of the interactions: 1 per edge, or ``values``."""
         import scipy.sparse as sp
 
-        data = np.ones(len(self.users), dtype=np.float32)
+        if values is None:
+            data = np.ones(len(self.users), dtype=np.float32)
+        else:
+            data = values.numpy().astype(np.float32)
         shape = (self.num_users, self.num_items)
         return sp.csr_matrix((data, (self.users.numpy(), self.items.numpy())), shape=shape)
 
@@ -101,16 +105,40 @@ def _implicit():
     return implicit.cpu
 
 
-def als(h: History, factors: int, regularization: float, iterations: int, seed: int):
-    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008) on the binary matrix."""
+def als(
+    h: History,
+    factors: int,
+    regularization: float,
+    iterations: int,
+    seed: int,
+    alpha: float = 1.0,
+    low_label_weight: float | None = None,
+    threshold: float = 4.0,
+):
+    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008): confidence ``1 + alpha * v`` on
+    observed entries, 1 on the rest. ``v`` is 1 per edge (the binary matrix) or, with
+    ``low_label_weight``, 1 for edges labelled ``>= threshold`` and ``low_label_weight``
+    below: the same rating weights graphrec's ``train.low_label_weight`` gives a GNN."""
     cpu = _implicit()
     from threadpoolctl import threadpool_limits  # a dependency of implicit
 
+    values = None
+    if low_label_weight is not None:
+        if h.ratings is None:
+            raise ConfigError("als with rating weights needs rated edges (build.label)")
+        r = h.ratings.float()
+        values = torch.where(
+            r >= threshold, torch.ones_like(r), torch.full_like(r, low_label_weight)
+        )
     model = cpu.als.AlternatingLeastSquares(
-        factors=factors, regularization=regularization, iterations=iterations, random_state=seed
+        factors=factors,
+        regularization=regularization,
+        alpha=alpha,
+        iterations=iterations,
+        random_state=seed,
     )
     with threadpool_limits(1, "blas"):  # implicit parallelizes itself; BLAS threads fight it
-        model.fit(h.csr(), show_progress=False)
+        model.fit(h.csr(values), show_progress=False)
     return VectorRanker(torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors))
 
 

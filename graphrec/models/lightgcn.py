@@ -3,10 +3,20 @@ Recommendation", SIGIR 2020) over the user-item target edges, with PyG's ``Light
 
 The user-item edges of the message graph (both directions, symmetric normalization
 ``1 / sqrt(d_u d_i)``) propagate learnable embeddings ``layers`` times; a node's vector is
-the mean of its layer outputs. No features, no non-linearity: a strong collaborative
-baseline. Trained on the full graph per step with per-user BPR triplets
+the mean of its layer outputs. No non-linearity: a strong collaborative
+model. Trained on the full graph per step with per-user BPR triplets or user batches
 (:mod:`graphrec.samplers.triplets`) and an L2 penalty on the batch's layer-0 embeddings
 (``train.embedding_l2``).
+
+Two additions to the paper's model, both off by default in the paper and measured on
+MovieLens in ``bench/results/quality-movielens.md``:
+
+- item features (``model.item_features``): an item's layer-0 vector is its learned
+  embedding plus a learned linear map of its content features (title text, genres), so
+  propagation spreads content as well as identity;
+- edge weights by label (``train.low_label_weight``): an edge whose label is below
+  ``evaluate.positive_threshold`` (a rating under 4) enters the normalized adjacency with
+  that weight instead of 1 (degrees are the weighted degrees).
 """
 
 from __future__ import annotations
@@ -16,7 +26,6 @@ import warnings
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import LightGCN
-from torch_geometric.utils import degree
 
 
 class LightGCNRecommender(nn.Module):
@@ -25,10 +34,25 @@ class LightGCNRecommender(nn.Module):
 
     full_graph = True
 
-    def __init__(self, num_users: int, num_items: int, dim: int, layers: int, target) -> None:
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        dim: int,
+        layers: int,
+        target,
+        item_features: int = 0,
+        low_label_weight: float = 1.0,
+        threshold: float = 4.0,
+    ) -> None:
         super().__init__()
         self.net = LightGCN(num_users + num_items, dim, layers, normalize=False)
         nn.init.normal_(self.net.embedding.weight, std=0.1)
+        self.inp = None
+        if item_features:
+            self.inp = nn.Linear(item_features, dim, bias=False)
+            nn.init.normal_(self.inp.weight, std=0.01)
+        self.low_label_weight, self.threshold = low_label_weight, threshold
         self.num_users, self.num_items = num_users, num_items
         self.target = target
         self.user, self.item = target[0], target[2]
@@ -39,27 +63,46 @@ class LightGCNRecommender(nn.Module):
         return self.net.embedding.weight.device
 
     def _graph(self, data) -> Tensor:
-        """Symmetric, normalized user-item adjacency ``1 / sqrt(d_u d_i)`` of ``data``'s
-        target edges as a sparse CSR matrix (cached): propagation is one sparse-dense
-        product per layer, with no per-edge message tensor."""
+        """Symmetric, normalized user-item adjacency ``w_ui / sqrt(d_u d_i)`` of ``data``'s
+        target edges (``w``: edge weights, ``d``: weighted degrees) as a sparse CSR matrix
+        (cached): propagation is one sparse-dense product per layer, no per-edge messages."""
         ei = data[self.target].edge_index
         key = (ei.data_ptr(), ei.shape[1], int(ei[0].sum()), str(self.device))
         if self._adj is None or self._adj[0] != key:
             n = self.num_users + self.num_items
             u, i = ei[0], ei[1] + self.num_users
             both = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
-            deg = degree(both[0], n)
+            w = self._edge_weights(data[self.target], ei.shape[1], ei.device)
+            w = torch.cat([w, w])
+            deg = torch.zeros(n, device=ei.device).index_add_(0, both[0], w)
             inv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
-            values = inv[both[0]] * inv[both[1]]
+            values = inv[both[0]] * w * inv[both[1]]
             with warnings.catch_warnings():  # "sparse CSR support is in beta"
                 warnings.simplefilter("ignore")
                 adj = torch.sparse_coo_tensor(both, values, (n, n), check_invariants=False)
                 self._adj = (key, adj.coalesce().to_sparse_csr().to(self.device))
         return self._adj[1]
 
+    def _edge_weights(self, store, n: int, device) -> Tensor:
+        """1 per edge, ``low_label_weight`` where the edge's label is below the threshold."""
+        label = getattr(store, "label", None)
+        if self.low_label_weight == 1.0 or label is None:
+            return torch.ones(n, device=device)
+        low = torch.full((n,), self.low_label_weight, device=device)
+        return torch.where(label.to(device) >= self.threshold, torch.ones_like(low), low)
+
     def encode(self, data) -> dict[str, Tensor]:
-        z = self.net.get_embedding(self._graph(data))
-        return {self.user: z[: self.num_users], self.item: z[self.num_users :]}
+        adj = self._graph(data)
+        x = self.net.embedding.weight
+        if self.inp is not None:
+            feats = self.inp(data[self.item].x.to(x.device).float())
+            x = torch.cat([x[: self.num_users], x[self.num_users :] + feats])
+        alpha = self.net.alpha.to(x.device)
+        out = x * alpha[0]
+        for k, conv in enumerate(self.net.convs):  # one sparse-dense product per layer
+            x = conv(x, adj)
+            out = out + x * alpha[k + 1]
+        return {self.user: out[: self.num_users], self.item: out[self.num_users :]}
 
     def score(self, data, z: dict[str, Tensor], pairs: Tensor) -> Tensor:
         return (z[self.user][pairs[0]] * z[self.item][pairs[1]]).sum(-1)

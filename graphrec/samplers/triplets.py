@@ -28,11 +28,19 @@ class Triplets:
     owner: Tensor | None = None
     """User batches (``multinomial`` loss): ``pos`` holds every training item of the
     batch's users and ``owner`` the row in ``users`` each belongs to; ``neg`` is empty."""
+    weight: Tensor | None = None
+    """User batches: a weight per entry of ``pos`` (None: all 1)."""
 
     def to(self, device) -> Triplets:
         owner = None if self.owner is None else self.owner.to(device)
+        weight = None if self.weight is None else self.weight.to(device)
         return Triplets(
-            self.users.to(device), self.pos.to(device), self.neg.to(device), self.data, owner
+            self.users.to(device),
+            self.pos.to(device),
+            self.neg.to(device),
+            self.data,
+            owner,
+            weight,
         )
 
     def pairs(self) -> Tensor:
@@ -63,10 +71,13 @@ class TripletSampler:
         users_only: bool = False,
         hard_table: Tensor | None = None,
         hard_share: float = 0.0,
+        weights: Tensor | None = None,
     ) -> None:
         order = torch.argsort(users * num_items + items)
         self.keys = (users * num_items + items)[order]
         self.items = items[order]  # grouped by user
+        self.weights = None if weights is None else weights[order]
+        """Per-edge weights (e.g. by rating), handed out with user batches."""
         counts = torch.bincount(users, minlength=num_users)
         self.indptr = torch.zeros(num_users + 1, dtype=torch.long)
         self.indptr[1:] = torch.cumsum(counts, 0)
@@ -103,9 +114,10 @@ class TripletSampler:
         owner = torch.repeat_interleave(torch.arange(len(users)), deg)
         first = torch.cumsum(deg, 0) - deg
         offset = torch.arange(int(deg.sum())) - torch.repeat_interleave(first, deg)
-        pos = self.items[start[owner] + offset]
+        at = start[owner] + offset
         empty = torch.empty(len(users), 0, dtype=torch.long)
-        return Triplets(users, pos, empty, self.data, owner)
+        weight = None if self.weights is None else self.weights[at]
+        return Triplets(users, self.items[at], empty, self.data, owner, weight)
 
     def sample(self, n: int) -> Triplets:
         g = self.generator

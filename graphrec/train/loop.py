@@ -124,7 +124,13 @@ def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
     if cfg.model.name == "lightgcn":
         from graphrec.models.lightgcn import LightGCNRecommender
 
-        return LightGCNRecommender(n_users, n_items, cfg.model.embedding_dim, layers, graph.target)
+        x = graph.x.get(graph.item_type) if cfg.model.item_features else None
+        return LightGCNRecommender(
+            n_users, n_items, cfg.model.embedding_dim, layers, graph.target,
+            item_features=0 if x is None else x.shape[1],
+            low_label_weight=cfg.train.low_label_weight,
+            threshold=cfg.evaluate.positive_threshold,
+        )  # fmt: skip
     if cfg.model.name == "pinsage":
         from graphrec.models.pinsage import PinSageRecommender
 
@@ -164,6 +170,8 @@ def batch_loss(model: nn.Module, batch: HeteroData, cfg: JobConfig, cw=None) -> 
             pairs = torch.stack([batch.users, torch.zeros_like(batch.users)])
             _, logits = model(batch.data, pairs, cand)
             logp = F.log_softmax(logits, 1)[batch.owner, batch.pos]
+            if batch.weight is not None:  # train.low_label_weight
+                logp = logp * batch.weight
             n_u = torch.bincount(batch.owner, minlength=b).clamp(min=1)
             per_user = torch.zeros(b, device=logp.device).index_add_(0, batch.owner, logp)
             loss = -(per_user / n_u).mean()
@@ -283,6 +291,12 @@ def disjoint_loader(
     return make_loader(data, graph, sup, cfg, batch_size=batch_size)
 
 
+def label_weights(labels: Tensor, low: float, cfg: JobConfig) -> Tensor:
+    """Per-edge weights: 1, or ``low`` where the label is below the positive threshold."""
+    thr = cfg.evaluate.positive_threshold
+    return torch.where(labels >= thr, torch.ones_like(labels), torch.full_like(labels, low))
+
+
 def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
     """The held-out edges that count as positives (label >= threshold, or all)."""
     if graph.label is None:
@@ -337,11 +351,15 @@ def train_loop(
         # softmax draws its shared negatives per step, multinomial ranks the whole catalogue
         negatives = 0 if t.loss in ("softmax", "multinomial") else t.num_negatives
         hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
+        weights = None
+        if t.low_label_weight != 1.0 and graph.label is not None:
+            weights = label_weights(graph.label[mine], t.low_label_weight, cfg)
         loader = TripletSampler(
             ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
             users_only=t.loss == "multinomial",
             hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,
             hard_share=t.hard_negatives,
+            weights=weights,
         )  # fmt: skip
     else:
         loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)

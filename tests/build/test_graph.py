@@ -82,6 +82,11 @@ def test_held_out_edges_are_not_in_the_message_graph(tiny_cfg):
     assert len(present) == len(s.train) and not present & held
     rev = {tuple(e) for e in data["movie", "rev_rates", "user"].edge_index.flip(0).t().tolist()}
     assert rev == present
+    # the kept edges carry their own labels, in the message graph's (CSC) edge order
+    truth = {tuple(g.target_index[:, e].tolist()): float(g.label[e]) for e in s.train.tolist()}
+    store = data["user", "rates", "movie"]
+    got = dict(zip(map(tuple, store.edge_index.t().tolist()), store.label.tolist(), strict=True))
+    assert got == truth
 
 
 def _rental_tables(rows):

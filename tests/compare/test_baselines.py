@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from graphrec.compare import baselines as B
+from graphrec.errors import ConfigError
 
 
 def history(pairs, n_users, n_items, ratings=None):
@@ -67,3 +68,17 @@ def test_popularity_ranks_by_count_for_everyone():
     h = history([(0, 2), (1, 2), (2, 2), (0, 1), (1, 1), (2, 0)], 3, 4)
     s = B.popularity(h).scores(0, 3)
     assert s.argsort(1, descending=True)[:, :3].tolist() == [[2, 1, 0]] * 3
+
+
+def test_als_rating_weights_need_ratings_and_change_the_fit():
+    pytest.importorskip("implicit", reason="the ALS baseline needs the implicit package")
+    pairs = [(u, i) for u in range(12) for i in range(8) if (u + i) % 3]
+    ratings = [5.0 if (u * i) % 2 else 1.0 for u, i in pairs]
+    with pytest.raises(ConfigError, match="needs rated edges"):
+        B.als(history(pairs, 12, 8), 4, 0.1, 5, seed=0, low_label_weight=0.3)
+    h = history(pairs, 12, 8, ratings)
+    plain = B.als(h, 4, 0.1, 5, seed=0).scores(0, 12)
+    rated = B.als(h, 4, 0.1, 5, seed=0, low_label_weight=0.1).scores(0, 12)
+    same = B.als(h, 4, 0.1, 5, seed=0, low_label_weight=1.0).scores(0, 12)
+    assert torch.allclose(plain, same, atol=1e-4)  # weight 1 below the threshold: binary ALS
+    assert not torch.allclose(plain, rated, atol=1e-3)

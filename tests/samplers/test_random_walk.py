@@ -79,3 +79,12 @@ def test_hard_negatives_come_from_the_positives_neighbourhood_and_are_unseen():
         return sum(n in nbr[p].tolist() for p, n in pairs) / len(b.pos)
 
     assert share_in_hood(0) > share_in_hood(1) + 0.2, (share_in_hood(0), share_in_hood(1))
+
+
+def test_user_batches_hand_out_each_edges_own_weight():
+    users, items = two_communities()
+    weights = (users * 100 + items).float()  # a distinct weight per edge
+    s = TripletSampler(users, items, 8, 12, 3, generator=torch.Generator(), users_only=True,
+                       weights=weights)  # fmt: skip
+    for b in s:
+        assert torch.equal(b.weight, (b.users[b.owner] * 100 + b.pos).float())
