@@ -1,7 +1,9 @@
 """Non-GNN baselines on the same split and the same ranking protocol as the models.
 
 Ranking: popularity, item-kNN (cosine on the binary interaction matrix, top-K neighbours
-per item), ALS and BPR matrix factorisation (the ``implicit`` package). Ratings: the
+per item), ALS and BPR matrix factorisation (the ``implicit`` package; ALS also with
+low-rated edges down-weighted, as graphrec's ``train.low_label_weight`` does for a GNN, so a
+GNN's win is not just the ratings it was given). Ratings: the
 user+item bias model (regularised, alternating closed-form sweeps) and biased matrix
 factorisation (``mu + b_u + b_i + <p_u, q_i>``, Adam, L2). Each one is fit on a history of
 (user, item[, rating]) edges; hyper-parameters are chosen on validation by the caller
