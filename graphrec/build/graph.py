@@ -161,6 +161,13 @@ def message_graph(
     return data
 
 
+def label_weights(labels: torch.Tensor, low: float, threshold: float) -> torch.Tensor:
+    """Per-edge weights: 1 where the label is ``>= threshold`` (a positive), ``low`` below
+    (``train.low_label_weight``: LightGCN's propagation, multinomial targets, als_rated)."""
+    labels = labels.float()
+    return torch.where(labels >= threshold, torch.ones_like(labels), torch.full_like(labels, low))
+
+
 def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor:
     """The permutation that sorts ``ei`` by (destination, source)."""
     return torch.argsort(ei[1] * num_src + ei[0])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphrec.build.graph import label_weights
 from graphrec.errors import ConfigError
 from graphrec.train.metrics import popularity_vectors
 
@@ -128,10 +129,7 @@ def als(
     if low_label_weight is not None:
         if h.ratings is None:
             raise ConfigError("als with rating weights needs rated edges (build.label)")
-        r = h.ratings.float()
-        values = torch.where(
-            r >= threshold, torch.ones_like(r), torch.full_like(r, low_label_weight)
-        )
+        values = label_weights(h.ratings, low_label_weight, threshold)
     model = cpu.als.AlternatingLeastSquares(
         factors=factors,
         regularization=regularization,

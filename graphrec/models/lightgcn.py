@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import LightGCN
 
+from graphrec.build.graph import label_weights
+
 
 class LightGCNRecommender(nn.Module):
     """Same interface as :class:`~graphrec.models.Recommender` (``encode``, ``score``,
@@ -88,8 +90,7 @@ class LightGCNRecommender(nn.Module):
         label = getattr(store, "label", None)
         if self.low_label_weight == 1.0 or label is None:
             return torch.ones(n, device=device)
-        low = torch.full((n,), self.low_label_weight, device=device)
-        return torch.where(label.to(device) >= self.threshold, torch.ones_like(low), low)
+        return label_weights(label.to(device), self.low_label_weight, self.threshold)
 
     def encode(self, data) -> dict[str, Tensor]:
         adj = self._graph(data)

@@ -29,7 +29,7 @@ from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NegativeSampling
 from tqdm.auto import tqdm
 
-from graphrec.build.graph import Graph, message_graph
+from graphrec.build.graph import Graph, label_weights, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.models.recommender import Recommender, build_model, make_optimizer
@@ -291,12 +291,6 @@ def disjoint_loader(
     return make_loader(data, graph, sup, cfg, batch_size=batch_size)
 
 
-def label_weights(labels: Tensor, low: float, cfg: JobConfig) -> Tensor:
-    """Per-edge weights: 1, or ``low`` where the label is below the positive threshold."""
-    thr = cfg.evaluate.positive_threshold
-    return torch.where(labels >= thr, torch.ones_like(labels), torch.full_like(labels, low))
-
-
 def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
     """The held-out edges that count as positives (label >= threshold, or all)."""
     if graph.label is None:
@@ -353,7 +347,8 @@ def train_loop(
         hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
         weights = None
         if t.low_label_weight != 1.0 and graph.label is not None:
-            weights = label_weights(graph.label[mine], t.low_label_weight, cfg)
+            thr = cfg.evaluate.positive_threshold
+            weights = label_weights(graph.label[mine], t.low_label_weight, thr)
         loader = TripletSampler(
             ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
             users_only=t.loss == "multinomial",
