@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphrec.compare.runner import RANKING_BASELINES, RATING_BASELINES, paired_margin
+from graphrec.compare.runner import (
+    RANKING_BASELINES,
+    RATING_BASELINES,
+    paired_bootstrap,
+    paired_margin,
+)
 
 COLUMNS = [
     ("recall@10", "Recall@10"),
@@ -28,9 +33,14 @@ def _cell(summary: dict, key: str) -> str:
     return f"{mean[key]:.4f} ± {std[key]:.4f}"
 
 
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"; 95% interval over test users [{ci[0]:+.4f}, {ci[1]:+.4f}]"
+
+
 def verdicts(results: dict, model_names: list[str], threshold_note: str = "") -> list[str]:
-    """Plain statements: best GNN vs every ranking baseline on NDCG@20 (paired by seed),
-    rating models vs the bias baseline on RMSE, and nobody below popularity."""
+    """Plain statements: best GNN vs every ranking baseline on NDCG@20 (paired by seed, with
+    a bootstrap interval over test users), rating models vs the bias baseline on RMSE, and
+    who is below popularity (and whether by more than the test users explain)."""
     lines = []
     ok = {n: r for n, r in results.items() if "mean" in r}
     gnns = [n for n in model_names if n in ok]
@@ -49,7 +59,8 @@ def verdicts(results: dict, model_names: list[str], threshold_note: str = "") ->
             )
             lines.append(
                 f"- {best} {word} {b}: NDCG@20 margin {m['mean']:+.4f} (per-seed differences "
-                f"{', '.join(f'{d:+.4f}' for d in m['per_seed'])}; larger seed std {spread:.4f})."
+                f"{', '.join(f'{d:+.4f}' for d in m['per_seed'])}; larger seed std {spread:.4f}"
+                f"{_interval(paired_bootstrap(ok, best, b))})."
             )
     if "popularity" in ok:
         pop = ok["popularity"]["mean"]["ndcg@20"]
@@ -59,6 +70,23 @@ def verdicts(results: dict, model_names: list[str], threshold_note: str = "") ->
         lines.append(
             "- Below popularity on NDCG@20: " + (", ".join(below) if below else "none") + "."
         )
+        for n in below:
+            m = paired_margin(ok, n, "popularity")
+            ci = paired_bootstrap(ok, n, "popularity")
+            verdict = (
+                ""
+                if ci is None
+                else (
+                    " — significantly: the whole interval is below zero"
+                    if ci[1] < 0
+                    else " — the interval includes zero: not distinguishable from popularity"
+                )
+            )
+            lines.append(
+                f"  - {n}: {m['mean']:+.4f} (per seed "
+                f"{', '.join(f'{d:+.4f}' for d in m['per_seed'])}"
+                f"{_interval(ci)}){verdict}."
+            )
     rating_models = [n for n in model_names if n in ok and "rmse" in ok[n]["mean"]]
     if "bias" in ok and rating_models:
         bias = ok["bias"]["mean"]["rmse"]

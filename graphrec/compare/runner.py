@@ -34,7 +34,7 @@ from graphrec.config import JobConfig, load_config, to_dict
 from graphrec.errors import ConfigError
 from graphrec.recommend.topk import to_csr, topk_by
 from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
-from graphrec.train.metrics import ranking_report
+from graphrec.train.metrics import per_user_ndcg, ranking_report
 
 KS = (10, 20)
 RANKING_BASELINES = ("popularity", "itemknn", "als", "als_rated", "bpr")
@@ -70,12 +70,21 @@ class Protocol:
         return self.split.val if stage == "val" else self.split.test
 
     def rank(self, ranker: B.Ranker, stage: str) -> dict:
+        """Ranking metrics on ``stage``; on test also each user's NDCG@20 (``per_user``:
+        users ascending, values), which the report pairs across methods."""
         g = self.graph
         n_u, n_i = g.num_nodes[g.user_type], g.num_nodes[g.item_type]
         top, _ = topk_by(ranker.scores, n_u, n_i, self.excluded(stage), max(KS), self.batch_users)
         pos = positives(g, self.held_out(stage), self.threshold)
         ei = g.target_index
-        return ranking_report(top, ei[0, pos], ei[1, pos], n_i, KS)
+        out = ranking_report(top, ei[0, pos], ei[1, pos], n_i, KS)
+        if stage == "test":
+            users, ndcg = per_user_ndcg(top, ei[0, pos], ei[1, pos], n_i, 20)
+            out["per_user"] = {
+                "users": users.tolist(),
+                "ndcg@20": [round(v, 6) for v in ndcg.tolist()],
+            }
+        return out
 
     def ratings(self, predict, stage: str) -> dict:
         edges = self.held_out(stage)
@@ -275,6 +284,36 @@ def summarize(rows: list[dict]) -> dict:
 
 def _nan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
+
+
+def paired_bootstrap(
+    results: dict, a: str, b: str, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% interval of the NDCG@20 margin ``a - b`` (mean over seeds) from resampling each
+    seed's test users with replacement, both methods scored on the same users: how much of
+    a margin the finite set of test users explains. Seed-to-seed variation (split and
+    initialisation) is the per-seed differences' business, not this interval's. ``None``
+    when a run has no per-user values (results written before they were kept)."""
+    ra = {r["seed"]: r.get("per_user") for r in results[a]["runs"]}
+    rb = {r["seed"]: r.get("per_user") for r in results[b]["runs"]}
+    seeds = [s for s in ra if s in rb]
+    if not seeds or any(ra[s] is None or rb[s] is None for s in seeds):
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    total = torch.zeros(resamples, dtype=torch.float64)
+    for s in seeds:
+        if ra[s]["users"] != rb[s]["users"]:
+            raise ValueError(f"seed {s}: {a} and {b} were scored on different test users")
+        d = torch.tensor(ra[s]["ndcg@20"], dtype=torch.float64) - torch.tensor(
+            rb[s]["ndcg@20"], dtype=torch.float64
+        )
+        for lo in range(0, resamples, 100):  # bounded memory on large user sets
+            n = min(100, resamples - lo)
+            idx = torch.randint(len(d), (n, len(d)), generator=gen)
+            total[lo : lo + n] += d[idx].mean(1)
+    total /= len(seeds)
+    q = torch.quantile(total, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    return float(q[0]), float(q[1])
 
 
 def paired_margin(results: dict, a: str, b: str, metric: str = "ndcg@20") -> dict:

@@ -37,6 +37,20 @@ def ranking_metrics(
             f"coverage@{k}": nan,
             "users": 0,
         }
+    users, n_pos, hit, dcg, idcg = _hits(top_items, pos_users, pos_items, num_items, k)
+    recall = hit.sum(1).double() / n_pos.double()
+    shown = top_items[users, :k]
+    return {
+        f"recall@{k}": float(recall.mean()),
+        f"ndcg@{k}": float((dcg / idcg).mean()),
+        f"hit@{k}": float(hit.any(1).double().mean()),
+        f"coverage@{k}": len(torch.unique(shown[shown >= 0])) / num_items,
+        "users": int(len(users)),
+    }
+
+
+def _hits(top_items: Tensor, pos_users: Tensor, pos_items: Tensor, num_items: int, k: int):
+    """Users with a positive; their positive counts, top-k hit mask, DCG@k and ideal DCG@k."""
     top = top_items[:, :k]
     users = torch.unique(pos_users)
     n_pos = torch.bincount(pos_users, minlength=len(top))[users]
@@ -45,17 +59,17 @@ def ranking_metrics(
     hit = torch.isin(rank_key, pos_key) & (top[users] >= 0)
     discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float64) + 2)
     dcg = (hit.double() * discount).sum(1)
-    ideal_cum = torch.cumsum(discount, 0)
-    idcg = ideal_cum[(n_pos.clamp(max=k) - 1)]
-    recall = hit.sum(1).double() / n_pos.double()
-    shown = top[users]
-    return {
-        f"recall@{k}": float(recall.mean()),
-        f"ndcg@{k}": float((dcg / idcg).mean()),
-        f"hit@{k}": float(hit.any(1).double().mean()),
-        f"coverage@{k}": len(torch.unique(shown[shown >= 0])) / num_items,
-        "users": int(len(users)),
-    }
+    idcg = torch.cumsum(discount, 0)[(n_pos.clamp(max=k) - 1)]
+    return users, n_pos, hit, dcg, idcg
+
+
+def per_user_ndcg(
+    top_items: Tensor, pos_users: Tensor, pos_items: Tensor, num_items: int, k: int
+) -> tuple[Tensor, Tensor]:
+    """The users with at least one positive (ascending) and each one's NDCG@k: the values
+    :func:`ranking_metrics` averages, kept apart for paired significance estimates."""
+    users, _, _, dcg, idcg = _hits(top_items, pos_users, pos_items, num_items, k)
+    return users, dcg / idcg
 
 
 def ranking_report(

@@ -1,11 +1,12 @@
 """`graphrec compare` end to end on a tiny graph: every method, two seeds, one protocol."""
 
 import json
+import random
 
 import pytest
 import yaml
 
-from graphrec.compare.runner import paired_margin, run_compare, summarize
+from graphrec.compare.runner import paired_bootstrap, paired_margin, run_compare, summarize
 from graphrec.errors import ConfigError
 from tests.conftest import tiny_config_dict
 
@@ -44,9 +45,50 @@ def test_compare_writes_a_table_of_every_method_over_seeds(tiny_root, tmp_path):
         for name in ("bias", "biased_mf", "sage-rating"):
             assert res[name]["mean"]["rmse"] > 0 and res[name]["mean"]["mae"] > 0
         assert "rmse" not in res["lightgcn"]["mean"]
+        for name, r in res.items():  # per-user NDCG@20, kept for paired intervals
+            for run in r["runs"]:
+                pu = run["per_user"]
+                assert pu["users"] == sorted(pu["users"]) and len(pu["users"]) == run["users"]
+                mean = sum(pu["ndcg@20"]) / len(pu["ndcg@20"])
+                assert mean == pytest.approx(run["ndcg@20"], abs=1e-5), name
     text = md.read_text()
     assert "## random split" in text and "## temporal split" in text
     assert "**lightgcn** (graphrec)" in text and "Below popularity on NDCG@20" in text
+    assert "95% interval over test users" in text
+
+
+def _runs(values_by_seed):
+    return {
+        "runs": [
+            {"seed": s, "per_user": {"users": list(range(len(v))), "ndcg@20": v}}
+            for s, v in values_by_seed.items()
+        ]
+    }
+
+
+def test_paired_bootstrap_interval_covers_the_margin_and_narrows_with_more_users():
+    gen = random.Random(0)
+    few = {s: [gen.random() for _ in range(30)] for s in (0, 1)}
+    many = {s: [gen.random() for _ in range(3000)] for s in (0, 1)}
+    for data in (few, many):
+        shifted = {s: [x - 0.05 for x in v] for s, v in data.items()}
+        lo, hi = paired_bootstrap({"a": _runs(data), "b": _runs(shifted)}, "a", "b")
+        assert lo == pytest.approx(0.05) and hi == pytest.approx(0.05)  # constant difference
+    noisy = {s: [x + gen.gauss(0, 0.3) for x in v] for s, v in few.items()}
+    lo_few, hi_few = paired_bootstrap({"a": _runs(few), "b": _runs(noisy)}, "a", "b")
+    noisy = {s: [x + gen.gauss(0, 0.3) for x in v] for s, v in many.items()}
+    lo_many, hi_many = paired_bootstrap({"a": _runs(many), "b": _runs(noisy)}, "a", "b")
+    assert lo_few < lo_many <= hi_many < hi_few
+    assert hi_many - lo_many < 0.05  # about 4 * 0.3 / sqrt(6000) = 0.015
+    # runs without per-user values (older results) give no interval instead of a wrong one
+    assert paired_bootstrap({"a": {"runs": [{"seed": 0}]}, "b": _runs(few)}, "a", "b") is None
+
+
+def test_paired_bootstrap_refuses_different_user_sets():
+    a = _runs({0: [0.1, 0.2]})
+    b = {"runs": [{"seed": 0, "per_user": {"users": [0, 5], "ndcg@20": [0.1, 0.2]}}]}
+    with pytest.raises(ValueError, match="different test users"):
+        paired_bootstrap({"a": a, "b": b}, "a", "b")
 
 
 def test_mean_std_and_paired_margin():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graphrec.recommend import to_csr, topk_unseen
-from graphrec.train.metrics import popularity_vectors, ranking_metrics, rmse
+from graphrec.train.metrics import per_user_ndcg, popularity_vectors, ranking_metrics, rmse
 
 
 def test_rmse():
@@ -23,6 +23,8 @@ def test_recall_and_ndcg_by_hand():
     ndcg0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
     assert m["ndcg@3"] == pytest.approx((ndcg0 + 1.0) / 2)
     assert m["users"] == 2
+    users, ndcg = per_user_ndcg(top, pos_u, pos_i, num_items=10, k=3)
+    assert users.tolist() == [0, 1] and ndcg.tolist() == pytest.approx([ndcg0, 1.0])
 
 
 def test_topk_excludes_seen_items_and_orders_by_score():
