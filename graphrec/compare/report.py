@@ -50,17 +50,19 @@ def verdicts(results: dict, model_names: list[str], threshold_note: str = "") ->
         lines.append(f"Best graphrec model on NDCG@20: **{best}** ({_cell(ok[best], 'ndcg@20')}).")
         for b in ranking:
             m = paired_margin(ok, best, b)
+            ci = paired_bootstrap(ok, best, b)
             spread = max(ok[best]["std"]["ndcg@20"], ok[b]["std"]["ndcg@20"])
-            beats = m["mean"] > 0 and m["mean"] > spread
+            # "beats": the margin exceeds the seed-to-seed std and the test users' interval
+            beats = m["mean"] > spread and (ci is None or ci[0] > 0)
             word = (
                 "beats"
                 if beats
-                else ("is above, within the std," if m["mean"] > 0 else "does NOT beat")
+                else ("is above, within the noise,", "does NOT beat")[m["mean"] <= 0]
             )
             lines.append(
                 f"- {best} {word} {b}: NDCG@20 margin {m['mean']:+.4f} (per-seed differences "
                 f"{', '.join(f'{d:+.4f}' for d in m['per_seed'])}; larger seed std {spread:.4f}"
-                f"{_interval(paired_bootstrap(ok, best, b))})."
+                f"{_interval(ci)})."
             )
     if "popularity" in ok:
         pop = ok["popularity"]["mean"]["ndcg@20"]
@@ -110,7 +112,9 @@ def write_report(out: dict, path: Path, model_names: list[str]) -> None:
         "ranking over items without a train/validation edge; positives: test edges with "
         f"label ≥ {out['base_config']['evaluate']['positive_threshold']} (all test edges "
         "when there is no label). Validation chose every epoch and hyper-parameter; test was "
-        "scored once.",
+        'scored once. Margins are paired by seed; a verdict of "beats" needs the margin to '
+        "exceed the larger seed std and its 95% interval over test users (each seed's test "
+        "users resampled 2000 times) to stay above zero.",
         "",
     ]
     for kind, results in out["results"].items():

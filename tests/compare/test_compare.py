@@ -6,6 +6,7 @@ import random
 import pytest
 import yaml
 
+from graphrec.compare.report import verdicts
 from graphrec.compare.runner import paired_bootstrap, paired_margin, run_compare, summarize
 from graphrec.errors import ConfigError
 from tests.conftest import tiny_config_dict
@@ -121,3 +122,39 @@ def test_rating_baselines_say_why_they_are_skipped_without_ratings(tiny_root, tm
         progress=False,
     )
     assert "rating label" in out["results"]["random"]["bias"]["skipped"]
+
+
+def _method(per_seed_values):
+    runs = [
+        {"seed": s, "ndcg@20": sum(v) / len(v), **_runs({s: v})["runs"][0]}
+        for s, v in per_seed_values.items()
+    ]
+    return summarize(runs)
+
+
+def test_verdicts_say_beats_only_when_seeds_and_test_users_agree():
+    gen = random.Random(1)
+    base = {s: [gen.random() * 0.4 for _ in range(400)] for s in (0, 1, 2)}
+
+    def wiggle(j, size=0.3):  # zero-mean per-user noise
+        return size if j % 2 else -size
+
+    results = {
+        "popularity": _method(base),
+        # +0.1 for every user: beats by any measure
+        "gnn": _method({s: [x + 0.1 for x in v] for s, v in base.items()}),
+        # 0.03 below the GNN on every seed (more than the seed std, 0.007) but +-1 per user:
+        # the test users' interval includes zero, so "within the noise"
+        "als": _method(
+            {s: [x + 0.07 + wiggle(j, 1.0) for j, x in enumerate(v)] for s, v in base.items()}
+        ),
+        # 0.002 below popularity on average, +-0.3 per user: not distinguishable
+        "bpr": _method(
+            {s: [x - 0.002 + wiggle(j) for j, x in enumerate(v)] for s, v in base.items()}
+        ),
+    }
+    text = "\n".join(verdicts(results, ["gnn"]))
+    assert "gnn beats popularity" in text
+    assert "gnn is above, within the noise, als" in text
+    assert "Below popularity on NDCG@20: bpr" in text
+    assert "not distinguishable from popularity" in text
