@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -262,10 +263,20 @@ def run_compare(
     }
     folder = Path(cc.out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"quality-{base.name}.json").write_text(json.dumps(out, indent=2, default=str))
+    (folder / f"quality-{base.name}.json").write_text(dump_results(out))
     md = folder / f"quality-{base.name}.md"
     write_report(out, md, model_names=list(cc.models))
     return out, md
+
+
+def dump_results(out: dict) -> str:
+    """Indented JSON, except that lists of numbers (the per-user values) stay on one line."""
+    text = json.dumps(out, indent=2, default=str)
+    return re.sub(
+        r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+        text,
+    )
 
 
 def summarize(rows: list[dict]) -> dict:
