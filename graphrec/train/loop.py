@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -309,6 +310,21 @@ def shard(edges: Tensor, rank: int, world_size: int, seed: int) -> Tensor:
     return perm[rank * per : (rank + 1) * per].sort().values
 
 
+@contextmanager
+def deterministic_algorithms(on: bool):
+    """``torch.use_deterministic_algorithms(on)`` (ops without a deterministic version
+    warn instead of failing) for the block; the previous setting afterwards."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def train_loop(
     model: Recommender,
     graph: Graph,
@@ -323,6 +339,19 @@ def train_loop(
     ``data``: the training message graph (``message_graph(graph, split.train)``), when the
     caller already holds it (shared memory in distributed runs).
     """
+    with deterministic_algorithms(cfg.train.deterministic):
+        return _train_loop(model, graph, split, cfg, progress, ctx, data)
+
+
+def _train_loop(
+    model: Recommender,
+    graph: Graph,
+    split: EdgeSplit,
+    cfg: JobConfig,
+    progress: bool,
+    ctx: TrainContext | None,
+    data: HeteroData | None,
+) -> TrainResult:
     t = cfg.train
     ctx = ctx or TrainContext(cfg, resolve_device(t.device))
     device = ctx.device

@@ -60,3 +60,33 @@ def test_device_auto_and_missing_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no GPU is visible"):
             resolve_device("cuda")
+
+
+def test_same_seed_same_model_and_torch_settings_restored(tiny_cfg):
+    """train.deterministic: two runs from one seed end with identical weights, and the
+    process's deterministic-algorithms setting is what it was before training."""
+    tiny_cfg.train.epochs = 2
+    tiny_cfg.train.patience = 0
+    g, s = graph_and_split(tiny_cfg)
+    before = torch.are_deterministic_algorithms_enabled()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = new_model(g, s, tiny_cfg)
+        train_loop(model, g, s, tiny_cfg, progress=False)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_deterministic_algorithms_block_sets_and_restores():
+    from graphrec.train.loop import deterministic_algorithms
+
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.are_deterministic_algorithms_enabled() == before
+    with deterministic_algorithms(False):
+        assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.are_deterministic_algorithms_enabled() == before
