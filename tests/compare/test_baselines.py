@@ -82,3 +82,15 @@ def test_als_rating_weights_need_ratings_and_change_the_fit():
     same = B.als(h, 4, 0.1, 5, seed=0, low_label_weight=1.0).scores(0, 12)
     assert torch.allclose(plain, same, atol=1e-4)  # weight 1 below the threshold: binary ALS
     assert not torch.allclose(plain, rated, atol=1e-3)
+
+
+def test_bpr_is_reproducible_from_its_seed():
+    pytest.importorskip("implicit", reason="the BPR baseline needs the implicit package")
+    gen = torch.Generator().manual_seed(0)
+    users, items = (
+        torch.randint(0, 300, (20_000,), generator=gen),
+        torch.randint(0, 2000, (20_000,), generator=gen),
+    )
+    h = B.History(users, items, 300, 2000, None)
+    a, b = (B.bpr(h, factors=16, learning_rate=0.05, iterations=20, seed=3) for _ in range(2))
+    assert torch.equal(a.scores(0, 300), b.scores(0, 300))
