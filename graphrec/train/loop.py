@@ -340,158 +340,154 @@ def train_loop(
     caller already holds it (shared memory in distributed runs).
     """
     with deterministic_algorithms(cfg.train.deterministic):
-        return _train_loop(model, graph, split, cfg, progress, ctx, data)
-
-
-def _train_loop(
-    model: Recommender,
-    graph: Graph,
-    split: EdgeSplit,
-    cfg: JobConfig,
-    progress: bool,
-    ctx: TrainContext | None,
-    data: HeteroData | None,
-) -> TrainResult:
-    t = cfg.train
-    ctx = ctx or TrainContext(cfg, resolve_device(t.device))
-    device = ctx.device
-    torch.manual_seed(t.seed + ctx.rank)
-    model.to(device)
-    net = ctx.prepare_model(model)
-    if data is None:
-        data = message_graph(graph, split.train, cfg.build.reverse_edges)
-    # the loader samples from `data` on the CPU; validation runs the full graph on `device`
-    eval_data = data.to(device) if device.type != "cpu" else data
-    if t.loss == "multinomial" and ctx.world_size > 1:  # user batches: shard by user
-        mine = split.train[graph.target_index[0, split.train] % ctx.world_size == ctx.rank]
-    else:
-        mine = shard(split.train, ctx.rank, ctx.world_size, t.seed)
-    batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
-    gen = torch.Generator().manual_seed(t.seed + ctx.rank)
-    if getattr(model, "full_graph", False):
-        ei = graph.target_index[:, mine]
-        n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
-        # softmax draws its shared negatives per step, multinomial ranks the whole catalogue
-        negatives = 0 if t.loss in ("softmax", "multinomial") else t.num_negatives
-        hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
-        weights = None
-        if t.low_label_weight != 1.0 and graph.label is not None:
-            thr = cfg.evaluate.positive_threshold
-            weights = label_weights(graph.label[mine], t.low_label_weight, thr)
-        loader = TripletSampler(
-            ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
-            users_only=t.loss == "multinomial",
-            hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,
-            hard_share=t.hard_negatives,
-            weights=weights,
-        )  # fmt: skip
-    else:
-        loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
-    opt = make_optimizer(model, t.lr, t.weight_decay)
-    cw = None
-    if t.loss == "weighted_mse":
-        cw = tuple(w.to(device) for w in class_weights(graph.label[split.train]))
-    has_val = len(split.val) > 0
-    lower_is_better = t.objective == "rating"
-    result = TrainResult()
-    best_state = None
-    stale = 0
-    start = 1
-    restores: list[int] = []  # epochs this run was restored from (worker loss, --resume)
-    with ctx.restored() as folder:
-        if folder is not None:
-            state = torch.load(folder / "train_state.pt", map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"][ctx.rank % len(state["rng"])])
-            gen.set_state(state["gen"][ctx.rank % len(state["gen"])])
-            best_state, stale = state["best_model"], state["stale"]
-            result.history, result.best_epoch = state["history"], state["best_epoch"]
-            result.best_val, result.val_metric = state["best_val"], state["val_metric"]
-            start = state["epoch"] + 1
-            restores = [*state.get("restores", []), state["epoch"]]
-    cap = t.max_batches_per_epoch
-    for epoch in range(start, t.epochs + 1):
-        if t.disjoint_ratio > 0:
-            loader = disjoint_loader(graph, mine, cfg, gen, batch_size)
-        # every worker must run the same number of steps (DDP collectives)
-        steps = int(ctx.all_reduce(torch.tensor(len(loader)), "min"))
-        steps = steps if cap is None else min(steps, cap)
-        net.train()
-        t0 = time.perf_counter()
-        sample_s = compute_s = 0.0
-        loss_sum, n_lab, n_batches = 0.0, 0, 0
-        it = iter(loader)
-        bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
-        while n_batches < steps:
-            ts = time.perf_counter()
-            batch = next(it)
-            tc = time.perf_counter()
-            sample_s += tc - ts
-            batch = batch.to(device)
-            opt.zero_grad()
-            loss, n = batch_loss(net, batch, cfg, cw)
-            loss.backward()
-            opt.step()
-            compute_s += time.perf_counter() - tc
-            loss_sum += loss.item() * n
-            n_lab += n
-            n_batches += 1
-            bar.update()
-            bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
-        bar.close()
-        train_s = time.perf_counter() - t0
-        row = epoch_row(ctx, epoch, model, loss_sum, n_lab, n_batches, train_s, sample_s, compute_s)
-        if has_val:
-            name, value = validate(model, graph, eval_data, split, cfg, ctx)
-            result.val_metric = name
-            row[name] = value
-            better = result.best_val is None or (
-                value < result.best_val if lower_is_better else value > result.best_val
-            )
-            if better:
-                result.best_val, result.best_epoch, stale = value, epoch, 0
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
+        t = cfg.train
+        ctx = ctx or TrainContext(cfg, resolve_device(t.device))
+        device = ctx.device
+        torch.manual_seed(t.seed + ctx.rank)
+        model.to(device)
+        net = ctx.prepare_model(model)
+        if data is None:
+            data = message_graph(graph, split.train, cfg.build.reverse_edges)
+        # the loader samples from `data` on the CPU; validation runs the full graph on `device`
+        eval_data = data.to(device) if device.type != "cpu" else data
+        if t.loss == "multinomial" and ctx.world_size > 1:  # user batches: shard by user
+            mine = split.train[graph.target_index[0, split.train] % ctx.world_size == ctx.rank]
         else:
-            result.best_epoch = epoch
-        result.history.append(row)
-        if progress and ctx.rank == 0:
-            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-            tqdm.write(f"epoch {epoch}: {shown}")
-        done = epoch == t.epochs or (has_val and t.patience and stale >= t.patience)
-        write = None
-        if done or epoch % t.checkpoint_every == 0:
-            rngs = ctx_states(ctx, torch.get_rng_state())  # collectives: every worker
-            gens = ctx_states(ctx, gen.get_state())
-            if ctx.rank == 0:
-                state = {
-                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "optimizer": opt.state_dict(),
-                    "rng": rngs,
-                    "gen": gens,
-                    "best_model": best_state,
-                    "stale": stale,
-                    "history": result.history,
-                    "best_epoch": result.best_epoch,
-                    "best_val": result.best_val,
-                    "val_metric": result.val_metric,
-                    "epoch": epoch,
-                    "restores": restores,
-                }
-                write = functools.partial(save_train_state, state=state, graph=graph, cfg=cfg)
-        ctx.report({k: v for k, v in row.items() if k != "workers"}, epoch, write)
-        if done:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.stats.update(summarize(result.history, ctx.world_size))
-    sampler = getattr(loader, "link_sampler", loader)
-    result.stats.update(sampler=type(sampler).__name__, device=str(device), run_id=cfg.train.run_id)
-    result.stats["best_epoch"] = result.best_epoch
-    result.stats["restored_from_epochs"] = restores
-    return result
+            mine = shard(split.train, ctx.rank, ctx.world_size, t.seed)
+        batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
+        gen = torch.Generator().manual_seed(t.seed + ctx.rank)
+        if getattr(model, "full_graph", False):
+            ei = graph.target_index[:, mine]
+            n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
+            # softmax draws its shared negatives per step, multinomial ranks the whole catalogue
+            negatives = 0 if t.loss in ("softmax", "multinomial") else t.num_negatives
+            hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
+            weights = None
+            if t.low_label_weight != 1.0 and graph.label is not None:
+                thr = cfg.evaluate.positive_threshold
+                weights = label_weights(graph.label[mine], t.low_label_weight, thr)
+            loader = TripletSampler(
+                ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
+                users_only=t.loss == "multinomial",
+                hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,
+                hard_share=t.hard_negatives,
+                weights=weights,
+            )  # fmt: skip
+        else:
+            loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
+        opt = make_optimizer(model, t.lr, t.weight_decay)
+        cw = None
+        if t.loss == "weighted_mse":
+            cw = tuple(w.to(device) for w in class_weights(graph.label[split.train]))
+        has_val = len(split.val) > 0
+        lower_is_better = t.objective == "rating"
+        result = TrainResult()
+        best_state = None
+        stale = 0
+        start = 1
+        restores: list[int] = []  # epochs this run was restored from (worker loss, --resume)
+        with ctx.restored() as folder:
+            if folder is not None:
+                state = torch.load(
+                    folder / "train_state.pt", map_location="cpu", weights_only=False
+                )
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                torch.set_rng_state(state["rng"][ctx.rank % len(state["rng"])])
+                gen.set_state(state["gen"][ctx.rank % len(state["gen"])])
+                best_state, stale = state["best_model"], state["stale"]
+                result.history, result.best_epoch = state["history"], state["best_epoch"]
+                result.best_val, result.val_metric = state["best_val"], state["val_metric"]
+                start = state["epoch"] + 1
+                restores = [*state.get("restores", []), state["epoch"]]
+        cap = t.max_batches_per_epoch
+        for epoch in range(start, t.epochs + 1):
+            if t.disjoint_ratio > 0:
+                loader = disjoint_loader(graph, mine, cfg, gen, batch_size)
+            # every worker must run the same number of steps (DDP collectives)
+            steps = int(ctx.all_reduce(torch.tensor(len(loader)), "min"))
+            steps = steps if cap is None else min(steps, cap)
+            net.train()
+            t0 = time.perf_counter()
+            sample_s = compute_s = 0.0
+            loss_sum, n_lab, n_batches = 0.0, 0, 0
+            it = iter(loader)
+            bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
+            while n_batches < steps:
+                ts = time.perf_counter()
+                batch = next(it)
+                tc = time.perf_counter()
+                sample_s += tc - ts
+                batch = batch.to(device)
+                opt.zero_grad()
+                loss, n = batch_loss(net, batch, cfg, cw)
+                loss.backward()
+                opt.step()
+                compute_s += time.perf_counter() - tc
+                loss_sum += loss.item() * n
+                n_lab += n
+                n_batches += 1
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
+            bar.close()
+            train_s = time.perf_counter() - t0
+            row = epoch_row(
+                ctx, epoch, model, loss_sum, n_lab, n_batches, train_s, sample_s, compute_s
+            )
+            if has_val:
+                name, value = validate(model, graph, eval_data, split, cfg, ctx)
+                result.val_metric = name
+                row[name] = value
+                better = result.best_val is None or (
+                    value < result.best_val if lower_is_better else value > result.best_val
+                )
+                if better:
+                    result.best_val, result.best_epoch, stale = value, epoch, 0
+                    best_state = {
+                        k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                    }
+                else:
+                    stale += 1
+            else:
+                result.best_epoch = epoch
+            result.history.append(row)
+            if progress and ctx.rank == 0:
+                shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                tqdm.write(f"epoch {epoch}: {shown}")
+            done = epoch == t.epochs or (has_val and t.patience and stale >= t.patience)
+            write = None
+            if done or epoch % t.checkpoint_every == 0:
+                rngs = ctx_states(ctx, torch.get_rng_state())  # collectives: every worker
+                gens = ctx_states(ctx, gen.get_state())
+                if ctx.rank == 0:
+                    state = {
+                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "optimizer": opt.state_dict(),
+                        "rng": rngs,
+                        "gen": gens,
+                        "best_model": best_state,
+                        "stale": stale,
+                        "history": result.history,
+                        "best_epoch": result.best_epoch,
+                        "best_val": result.best_val,
+                        "val_metric": result.val_metric,
+                        "epoch": epoch,
+                        "restores": restores,
+                    }
+                    write = functools.partial(save_train_state, state=state, graph=graph, cfg=cfg)
+            ctx.report({k: v for k, v in row.items() if k != "workers"}, epoch, write)
+            if done:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        result.stats.update(summarize(result.history, ctx.world_size))
+        sampler = getattr(loader, "link_sampler", loader)
+        result.stats.update(
+            sampler=type(sampler).__name__, device=str(device), run_id=cfg.train.run_id
+        )
+        result.stats["best_epoch"] = result.best_epoch
+        result.stats["restored_from_epochs"] = restores
+        return result
 
 
 def summarize(history: list[dict], world_size: int) -> dict:
