@@ -270,10 +270,13 @@ def run_compare(
 
 
 def dump_results(out: dict) -> str:
-    """Indented JSON, except that lists of numbers (the per-user values) stay on one line."""
+    """Indented JSON, except that lists of numbers (the per-user values) stay on one line.
+    Only arrays the indenter broke over lines are joined (a string never holds a raw line
+    break in JSON), so text such as an override ``compare.seeds=[0,1]`` is left as it is."""
     text = json.dumps(out, indent=2, default=str)
+    number = r"-?[\d.eE+-]+"
     return re.sub(
-        r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+        rf"\[\n\s*({number}(?:,\n\s*{number})*)\n\s*\]",
         lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
         text,
     )

@@ -158,3 +158,17 @@ def test_verdicts_say_beats_only_when_seeds_and_test_users_agree():
     assert "gnn is above, within the noise, als" in text
     assert "Below popularity on NDCG@20: bpr" in text
     assert "not distinguishable from popularity" in text
+
+
+def test_results_json_joins_number_lists_and_leaves_strings_alone():
+    from graphrec.compare.runner import dump_results
+
+    out = {
+        "overrides": ["compare.seeds=[0,1,2]", "x=[1, 2]"],
+        "runs": [{"per_user": {"users": [0, 3, 7], "ndcg@20": [0.5, -1e-05, 0.0]}}],
+        "names": ["a", "b"],
+    }
+    text = dump_results(out)
+    assert json.loads(text) == out
+    assert '"users": [0, 3, 7]' in text and '"ndcg@20": [0.5, -1e-05, 0.0]' in text
+    assert '"compare.seeds=[0,1,2]"' in text
