@@ -157,7 +157,30 @@ def test_verdicts_say_beats_only_when_seeds_and_test_users_agree():
     assert "gnn beats popularity" in text
     assert "gnn is above, within the noise, als" in text
     assert "Below popularity on NDCG@20: bpr" in text
-    assert "not distinguishable from popularity" in text
+    assert "bpr: -0.0020" in text and "within the noise: the interval includes zero" in text
+    assert "no graphrec ranking model measurably worse than popularity" in text
+    assert '"beats"): passes.' in text
+
+
+def test_sanity_check_fails_a_method_measurably_worse_than_popularity():
+    gen = random.Random(2)
+    base = {s: [gen.random() * 0.4 for _ in range(400)] for s in (0, 1, 2)}
+    results = {
+        "popularity": _method(base),
+        # 0.05 below popularity for every user of every seed: worse by any measure
+        "broken": _method({s: [x - 0.05 for x in v] for s, v in base.items()}),
+        "rating": _method({s: [x - 0.2 for x in v] for s, v in base.items()}),
+        "weak": _method({s: [x - 0.03 for x in v] for s, v in base.items()}),
+    }
+    for run in results["rating"]["runs"]:
+        run["rmse"] = 0.9
+    results["rating"] = summarize(results["rating"]["runs"])
+    text = "\n".join(verdicts(results, ["broken", "rating"]))
+    assert "broken: -0.0500" in text and "measurably worse" in text
+    assert (
+        "FAILS for broken; baselines measurably worse: weak (rating models, judged by RMSE: "
+        "rating)." in text
+    )
 
 
 def test_results_json_joins_number_lists_and_leaves_strings_alone():
