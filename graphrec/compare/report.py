@@ -37,7 +37,7 @@ def _interval(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"; 95% interval over test users [{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
-def verdicts(results: dict, model_names: list[str], threshold_note: str = "") -> list[str]:
+def verdicts(results: dict, model_names: list[str]) -> list[str]:
     """Plain statements: best GNN vs every ranking baseline on NDCG@20 (paired by seed, with
     a bootstrap interval over test users), rating models vs the bias baseline on RMSE, and
     who is below popularity (and whether by more than the test users explain)."""
