@@ -40,6 +40,7 @@ from graphrec.train.metrics import per_user_ndcg, ranking_report
 KS = (10, 20)
 RANKING_BASELINES = ("popularity", "itemknn", "als", "als_rated", "bpr")
 RATING_BASELINES = ("bias", "biased_mf")
+NEEDS_RATINGS = (*RATING_BASELINES, "als_rated")  # skipped on a graph without a label
 
 
 @dataclass
@@ -117,7 +118,7 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     """Fit ``name`` on train for each of its settings, keep the one validation prefers,
     test it once."""
     ratings = proto.graph.label is not None
-    if (name in RATING_BASELINES or name == "als_rated") and not ratings:
+    if name in NEEDS_RATINGS and not ratings:
         return {"skipped": "the graph has no rating label"}
     als_grid = [
         {"factors": 64, "regularization": r, "alpha": a, "iterations": 15}
