@@ -7,18 +7,27 @@
     graphrec train --workers 2 --resume            # continue the newest stopped run
     graphrec tune --config configs/movielens-sage-link.yaml --samples 8
     graphrec bench --sizes 1e5,1e6 --quick         # every stage, report + plots in bench/results
+    graphrec clean --dry-run                       # staging folders that killed runs left
 
-Bad input ends with one line ``graphrec: error: ...`` and exit status 2.
+Bad input ends with one line ``graphrec: error: ...`` and exit status 2; a fault of the
+run (a diverged loss, a full disk) with one such line and status 1; SIGINT and SIGTERM with
+one line ``graphrec: interrupted by SIG... during STAGE; what was written`` and status 130
+and 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
-from graphrec.errors import GraphRecError
+from graphrec.errors import GraphRecError, Interrupted
 
 DEFAULT_CONFIG = Path("configs/movielens.yaml")
 
@@ -92,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     insp.add_argument("--uri", default=None, help="or connect here (password: $NEO4J_PASSWORD)")
     insp.add_argument("--json", action="store_true")
     insp.add_argument("overrides", nargs="*", metavar="key.path=value")
+
+    clean = sub.add_parser(
+        "clean", help="remove the unfinished folders that killed runs left behind"
+    )
+    clean.add_argument(
+        "folders",
+        nargs="*",
+        type=Path,
+        help="where to look (default: runs, runs/checkpoints, "
+        "the snapshot cache .graphrec/snapshots)",
+    )
+    clean.add_argument("--dry-run", action="store_true", help="only list them")
     # Options and key=value overrides may come in any order: overrides after an option
     # arrive as "unknown" arguments.
     args, extra = parser.parse_known_args(argv)
@@ -99,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = list(getattr(args, "overrides", [])) + extra
+    # PyG's import calls torch.jit.script, which torch 2.15 marks deprecated: noise to users
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+    previous = _handle_signals()
     try:
         commands = {
             "run": _run,
@@ -109,14 +133,63 @@ def main(argv: list[str] | None = None) -> int:
             "synth": _synth,
             "load": _load,
             "inspect": _inspect,
+            "clean": _clean,
         }
         return commands[args.command](args)
     except GraphRecError as exc:
-        print(f"graphrec: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("graphrec: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        print(f"graphrec: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        print(f"graphrec: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if not isinstance(exc, Interrupted):
+            exc = Interrupted(signal.SIGINT)
+        stage = exc.stage or args.command
+        print(
+            f"graphrec: interrupted by {exc.signal_name} during {stage}; {exc.outcome}",
+            file=sys.stderr,
+        )
+        return exc.exit_code
+    finally:  # main() may be called from other code (tests): give its handlers back
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _handle_signals() -> dict:
+    """SIGINT and SIGTERM (what Kubernetes and Ray send) raise :class:`Interrupted` where
+    the main thread is; staging folders are removed on the way up. Later signals are
+    ignored, so that the cleanup of the first one finishes."""
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set handlers; its caller keeps its own
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
+
+
+def _one_line(exc: BaseException) -> str:
+    from graphrec.redact import redact_text
+
+    return " ".join(redact_text(str(exc)).split())
+
+
+def _os_error(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    where = exc.filename or ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device writing {where}: nothing was written"
+            if where
+            else ("no space left on the device: nothing was written")
+        )
+    return f"{where}: {what}" if where else _one_line(exc)
 
 
 def _job_config(args: argparse.Namespace):
@@ -237,14 +310,37 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from graphrec.config import Neo4jConfig, load_config
     from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
 
     ncfg = load_config(args.config, args.overrides).extract.neo4j if args.config else Neo4jConfig()
     if args.uri:
-        ncfg.uri = args.uri
+        ncfg = dataclasses.replace(ncfg, uri=args.uri)  # checked like a configured one
     info = inspect_neo4j(ncfg)
     print(json.dumps(info, indent=1, default=str) if args.json else format_inspection(info))
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    """Remove staging folders of killed runs: only folders graphrec made (they hold its
+    marker file) and whose process is gone; each one is named."""
+    import shutil
+
+    from graphrec.staging import leftover_staging
+
+    folders = args.folders or [Path("runs"), Path("runs/checkpoints"), Path(".graphrec/snapshots")]
+    found = [f for folder in folders for f in leftover_staging(folder)]
+    for path, info in found:
+        if info.get("host") != os.uname().nodename:
+            print(f"kept {path}: made on host {info.get('host')!r}, which may still be writing it")
+            continue
+        if not args.dry_run:
+            shutil.rmtree(path)
+        print(f"{'would remove' if args.dry_run else 'removed'} {path}")
+    if not found:
+        print(f"nothing to clean in {', '.join(map(str, folders))}")
     return 0
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +27,26 @@ import yaml
 from graphrec.errors import ConfigError
 
 PROPERTY_TYPES = ("string", "float", "int")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""What a database label, relationship type or property name may be (it is quoted too)."""
+NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+
+def _at_least(obj: Any, section: str, **lows: int | float) -> None:
+    """Refuse any of the named fields below its lower bound (None: unset, allowed)."""
+    for name, low in lows.items():
+        value = getattr(obj, name)
+        if value is not None and value < low:
+            raise ConfigError(f"{section}.{name}={value!r}: must be >= {low}")
+
+
+def _share(obj: Any, section: str, name: str, upper_open: bool = False) -> None:
+    """Refuse a field that is not in [0, 1] (or [0, 1))."""
+    value = getattr(obj, name)
+    if value < 0 or value > 1 or (upper_open and value == 1):
+        raise ConfigError(
+            f"{section}.{name}={value!r}: must be in [0, {'1)' if upper_open else '1]'}"
+        )
 
 
 # --------------------------------------------------------------------------- extract
@@ -85,6 +107,22 @@ class Neo4jConfig:
     fetch_rows: int = 20_000
     """Rows fetched per query while extracting (one record of columns per query)."""
 
+    def __post_init__(self) -> None:
+        from graphrec.redact import has_userinfo, redact_uri
+
+        scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
+        if scheme not in NEO4J_SCHEMES:
+            raise ConfigError(
+                f"neo4j uri {redact_uri(self.uri)!r}: scheme must be one of "
+                f"{', '.join(s + '://' for s in NEO4J_SCHEMES)}"
+            )
+        if has_userinfo(self.uri):
+            raise ConfigError(
+                f"neo4j uri {redact_uri(self.uri)!r} carries credentials: give the user as "
+                f"neo4j.user and the password in ${self.password_env} or neo4j.password_file"
+            )
+        _at_least(self, "neo4j", fetch_rows=1)
+
 
 @dataclass
 class ExtractConfig:
@@ -119,8 +157,23 @@ class ExtractConfig:
                         f"extract.edges.{name}: node type {end!r} is not in extract.nodes "
                         f"(have: {', '.join(self.nodes)})"
                     )
-        if self.batch_rows < 1 or self.parallelism < 1:
-            raise ConfigError("extract.batch_rows and extract.parallelism must be >= 1")
+        _at_least(self, "extract", batch_rows=1, parallelism=1)
+
+    def check_identifiers(self) -> None:
+        """Labels, relationship types and property names a database can hold."""
+        for ntype, spec in self.nodes.items():
+            _identifier(spec.label or ntype, f"extract.nodes.{ntype}.label")
+            for prop in [spec.id, *spec.properties]:
+                _identifier(prop, f"extract.nodes.{ntype}: property")
+        for name, spec in self.edges.items():
+            _identifier(spec.type or name, f"extract.edges.{name}.type")
+            for prop in [spec.src_id, spec.dst_id, *spec.properties]:
+                _identifier(prop, f"extract.edges.{name}: property")
+
+
+def _identifier(name: str, where: str) -> None:
+    if not IDENTIFIER.match(name):
+        raise ConfigError(f"{where} {name!r} is not a valid database name ([A-Za-z_][A-Za-z0-9_]*)")
 
 
 # --------------------------------------------------------------------------- build
@@ -138,6 +191,11 @@ class FeatureSpec:
     """text: sentence-transformers model; the packaged MiniLM by default, or any path."""
     batch_size: int = 256
     """text: sentences per encoder batch."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, "build.features", batch_size=1)
+        if self.kind == "multi_hot" and not self.separator:
+            raise ConfigError("build.features: multi_hot needs a non-empty separator")
 
 
 @dataclass
@@ -170,6 +228,11 @@ class FastRPConfig:
     """Weight of each propagation step (its length is the number of steps)."""
     seed: int = 0
     """Seed of the random projection."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, "build.fastrp", dim=1)
+        if not self.weights:
+            raise ConfigError("build.fastrp.weights: one weight per propagation step, at least one")
 
 
 @dataclass
@@ -217,6 +280,7 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         if not self.num_neighbors or any(k == 0 or k < -1 for k in self.num_neighbors):
             raise ConfigError("sampler.num_neighbors: one fan-out per hop, each >= 1 or -1")
+        _at_least(self, "sampler", batch_size=1, num_workers=0)
 
 
 @dataclass
@@ -249,6 +313,10 @@ class ModelConfig:
     NCCL (GPU workers), which has no sparse all-reduce. ``auto``: sparse when the graph has
     at least 100,000 nodes and the workers are not GPU workers (measured: 1.7x the
     labelled edges/s at 250k nodes, no difference at 25k, ``graphrec bench``)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, "model", layers=1, hidden=1, embedding_dim=1)
+        _share(self, "model", "dropout", upper_open=True)
 
 
 @dataclass
@@ -323,10 +391,12 @@ class TrainConfig:
                 f"train.loss={self.loss!r} does not fit train.objective={self.objective!r}: "
                 f"use one of {', '.join(ok)}"
             )
-        if self.epochs < 1:
-            raise ConfigError("train.epochs must be >= 1")
-        if self.num_negatives < 1:
-            raise ConfigError("train.num_negatives must be >= 1")
+        _at_least(
+            self, "train", epochs=1, num_negatives=1, weight_decay=0.0, embedding_l2=0.0,
+            patience=0, max_batches_per_epoch=1, threads=1,
+        )  # fmt: skip
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr={self.lr!r}: must be > 0")
         if not 0.0 <= self.disjoint_ratio < 1.0:
             raise ConfigError("train.disjoint_ratio must be in [0, 1)")
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
@@ -394,6 +464,10 @@ class TuneConfig:
             raise ConfigError(
                 "tune.num_samples >= 1, tune.grace_period >= 1, tune.reduction_factor >= 2"
             )
+        _at_least(self, "tune", max_concurrent=1, cpus_per_trial=1)
+        for name in ("hidden", "fanout", "layers"):
+            if min(getattr(self, name)) < 1:
+                raise ConfigError(f"tune.{name}={getattr(self, name)!r}: every value must be >= 1")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -408,6 +482,9 @@ class EvaluateConfig:
     batch_users: int = 2048
     """Users scored per batch in full ranking."""
 
+    def __post_init__(self) -> None:
+        _at_least(self, "evaluate", k=1, batch_users=1)
+
 
 # --------------------------------------------------------------------------- recommend
 @dataclass
@@ -420,8 +497,7 @@ class RecommendConfig:
     """Users scored per batch."""
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError("recommend.k must be >= 1")
+        _at_least(self, "recommend", k=1, batch_users=1)
 
 
 # --------------------------------------------------------------------------- write
@@ -439,6 +515,9 @@ class WriteConfig:
     """Database sinks: users per write transaction (all k rows of a user in one)."""
     neo4j: Neo4jConfig | None = None
     """Neo4j sink connection (None: the extract stage's ``extract.neo4j``)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, "write", batch_size=1)
 
 
 # --------------------------------------------------------------------------- compare
@@ -489,6 +568,16 @@ class JobConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", self.name):
+            raise ConfigError(
+                f"name={self.name!r}: letters, digits, '_', '.' and '-' only (it names the "
+                "run folder), not starting with '.' or '-'"
+            )
+        if self.extract.source == "neo4j":
+            self.extract.check_identifiers()
+        if self.write.sink == "neo4j":
+            self.extract.check_identifiers()
+            _identifier(self.write.relationship, "write.relationship")
         target = self.extract.edges.get(self.build.target)
         if target is None:
             raise ConfigError(
@@ -594,8 +683,18 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 
 def to_dict(cfg: Any) -> Any:
-    """The config tree as plain data (for metrics.json and checkpoints)."""
-    return dataclasses.asdict(cfg)
+    """The config tree as plain data (for metrics.json and checkpoints); any URI userinfo
+    is masked (the checks refuse it, this keeps it out of files regardless)."""
+    from graphrec.redact import redact_text
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return redact_text(v) if isinstance(v, str) and "://" in v else v
+
+    return clean(dataclasses.asdict(cfg))
 
 
 def from_dict(cls: type, data: Any, where: str) -> Any:
@@ -648,12 +747,14 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): _convert(args[1], v, _join(where, k)) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r}: expected a finite number")
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise ConfigError(f"{where}={value!r}: expected {tp.__name__}")

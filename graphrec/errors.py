@@ -1,13 +1,23 @@
-"""The one error type users see.
+"""The error types users see.
 
 Every check on user input (config, files, graph) raises :class:`GraphRecError` with a
 message that says *what* is wrong and *where* (file, column, row, config key). The CLI
 prints it as one line and exits with status 2; nothing is written after it is raised.
+
+A fault of the run itself (a loss that turned non-finite, a full disk) is a
+:class:`RunError`: one line, exit status 1. SIGINT and SIGTERM become :class:`Interrupted`
+(exit 130 and 143), which the job turns into one line saying what was written.
 """
+
+from __future__ import annotations
+
+import signal
 
 
 class GraphRecError(Exception):
     """Bad input, explained in one line: what is wrong and where."""
+
+    exit_code = 2
 
 
 class ConfigError(GraphRecError):
@@ -16,3 +26,37 @@ class ConfigError(GraphRecError):
 
 class DataError(GraphRecError):
     """Graph data that cannot be used: a missing column, a bad value, a dangling edge."""
+
+
+class RunError(GraphRecError):
+    """The run could not finish: training diverged, a disk filled up, a server went away."""
+
+    exit_code = 1
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. A ``BaseException`` (like ``KeyboardInterrupt``), so no
+    ``except Exception`` on the way up swallows it; staging folders are removed as it
+    passes. ``outcome`` says what was written, filled in by the stage that knows."""
+
+    def __init__(self, signum: int, outcome: str = "nothing was written") -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.outcome = outcome
+        self.stage: str | None = None
+        """The stage that was running (set by the first stage clock it passes)."""
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def warn(message: str) -> None:
+    """One line on stderr that does not stop the run: ``graphrec: warning: ...``."""
+    import sys
+
+    print(f"graphrec: warning: {message}", file=sys.stderr, flush=True)

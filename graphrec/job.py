@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -24,12 +26,13 @@ import torch
 from graphrec.build import Graph, all_train, build_graph, message_graph, split_edges
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig, to_dict
+from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
 from graphrec.loaders import extract_cached, make_source
 from graphrec.models import Recommender
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
-from graphrec.staging import staged_dir
+from graphrec.staging import leftover_staging, staged_dir, write_manifest
 from graphrec.train import evaluate_ranking, popularity_vectors, rmse
 from graphrec.train.context import resolve_device
 from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
@@ -50,7 +53,11 @@ class StageClock:
     @contextlib.contextmanager
     def stage(self, name: str):
         t0 = time.perf_counter()
-        yield self.stages.setdefault(name, {})
+        try:
+            yield self.stages.setdefault(name, {})
+        except Interrupted as exc:
+            exc.stage = exc.stage or name
+            raise
         self.stages[name]["seconds"] = time.perf_counter() - t0
         # ru_maxrss is the process's peak so far (KiB on Linux).
         self.stages[name]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -58,13 +65,39 @@ class StageClock:
 
 def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> RunResult:
     """Run all five stages for ``cfg`` (``train_only``: extract, build, train and evaluate);
-    returns the run folder and its metrics."""
+    returns the run folder and its metrics.
+
+    The run folder is new: ``write.run_dir`` must not exist (checked before any work, and
+    again when the folder is renamed into place), and the default name carries a random
+    suffix, so runs started at the same instant get folders of their own.
+    """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    final = Path(cfg.write.run_dir or _default_run_dir(cfg.name))
+    if cfg.write.run_dir:
+        final = Path(cfg.write.run_dir)
+        if final.exists() or final.is_symlink():
+            raise ConfigError(
+                f"write.run_dir={cfg.write.run_dir!r} already exists: graphrec never writes "
+                "into a folder it did not create; name a new folder or leave write.run_dir "
+                "unset (runs/<name>-<timestamp>-<suffix>)"
+            )
+    else:
+        final = Path(_default_run_dir(cfg.name))
+    note_leftovers(final.parent)
     with staged_dir(final) as work:
         metrics = _run(cfg, work, progress, train_only)
     return RunResult(final, metrics)
+
+
+def note_leftovers(folder: Path) -> None:
+    """Name the staging folders that killed runs left beside the new run folder."""
+    left = leftover_staging(folder)
+    if left:
+        names = ", ".join(p.name for p, _ in left[:3]) + (" ..." if len(left) > 3 else "")
+        warn(
+            f"{len(left)} unfinished run folder(s) of interrupted runs in {folder}: {names} "
+            f"(graphrec clean {folder} removes them)"
+        )
 
 
 def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False) -> dict:
@@ -73,7 +106,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
 
     graph, split = extract_and_build(cfg, clock, progress)
 
-    with clock.stage("train") as st:
+    with clock.stage("train") as st, checkpoint_hint(cfg):
         inputs = TrainInputs.of(graph, split, cfg)
         if cfg.distributed.workers > 0:
             from graphrec.distributed import fit  # Ray only when asked for
@@ -114,8 +147,69 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
     metrics["history"] = result.history
     metrics["environment"] = environment()
     metrics["config"] = to_dict(cfg)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    metrics, nulls = finite_or_null(metrics)
+    if nulls:
+        warn(
+            "no held-out edges to compute these on, written as null in metrics.json: "
+            + ", ".join(nulls[:8])
+            + (f" and {len(nulls) - 8} more" if len(nulls) > 8 else "")
+        )
+    text = json.dumps(metrics, indent=2, default=str, allow_nan=False)
+    (run_dir / "metrics.json").write_text(text)
+    folder = run_dir.name.split(".partial-")[0].lstrip(".")
+    write_manifest(run_dir, {"name": cfg.name, "run_folder": folder, "created": time.time()})
     return metrics
+
+
+@contextlib.contextmanager
+def checkpoint_hint(cfg: JobConfig):
+    """A training stage that fails or is interrupted says where its checkpoints are kept
+    and how to continue from them."""
+    try:
+        yield
+    except (GraphRecError, Interrupted) as exc:
+        hint = _checkpoint_hint(cfg)
+        if hint is None or "--resume" in str(getattr(exc, "outcome", exc)):
+            raise
+        if isinstance(exc, Interrupted):
+            exc.outcome = f"{exc.outcome}; {hint}"
+            raise
+        raise type(exc)(f"{exc}; {hint}") from None
+
+
+def _checkpoint_hint(cfg: JobConfig) -> str | None:
+    from graphrec.train.context import join_uri, newest_checkpoint
+
+    t = cfg.train
+    if t.checkpoint_path is None or not t.run_id:
+        return None
+    try:
+        newest = newest_checkpoint(join_uri(t.checkpoint_path, t.run_id))
+    except OSError:
+        return None
+    if newest is None:
+        return None
+    return (
+        f"its checkpoints are kept in {newest[1].rsplit('/', 1)[0]} "
+        f"(continue: graphrec train --resume train.run_id={t.run_id})"
+    )
+
+
+def finite_or_null(value, key: str = "") -> tuple:
+    """``value`` with every non-finite float replaced by None, and the keys replaced: a
+    metric that could not be computed is an explicit null, never a NaN shown as a number."""
+    if isinstance(value, dict):
+        out, nulls = {}, []
+        for k, v in value.items():
+            out[k], sub = finite_or_null(v, f"{key}.{k}" if key else str(k))
+            nulls += sub
+        return out, nulls
+    if isinstance(value, (list, tuple)):
+        items = [finite_or_null(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], [n for _, sub in items for n in sub]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [key]
+    return value, []
 
 
 def extract_and_build(cfg: JobConfig, clock: StageClock, progress: bool) -> tuple[Graph, EdgeSplit]:
@@ -200,6 +294,13 @@ def recommend(model: Recommender, graph: Graph, cfg: JobConfig, progress: bool) 
     items, scores = items.flatten(), scores.flatten()
     keep = items >= 0  # a user with fewer than k unseen items gets fewer rows
     users, ranks, items, scores = users[keep], ranks[keep], items[keep], scores[keep]
+    bad = ~torch.isfinite(scores)
+    if bad.any():
+        first = graph.node_ids[graph.user_type][int(users[bad][0])].as_py()
+        raise RunError(
+            f"recommend: {int(bad.sum())} of {len(scores)} scores are not finite (first for "
+            f"user {first!r}): the model diverged; nothing was written"
+        )
     return pa.table(
         {
             "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
@@ -247,10 +348,7 @@ def environment() -> dict:
 
 
 def _default_run_dir(name: str) -> str:
+    """``runs/<name>-<timestamp>-<random suffix>``: unique even for runs (or Ray drivers on
+    other hosts) started in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path("runs") / f"{name}-{stamp}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path("runs") / f"{name}-{stamp}-{n}"
-    return str(path)
+    return str(Path("runs") / f"{name}-{stamp}-{secrets.token_hex(3)}")

@@ -46,38 +46,53 @@ class EmbeddedNeo4j:
         port = free_port()
         self.data.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data.parent / f"{self.data.name}.log"
-        log = open(self.log_path, "w")
         deps = (SERVER / "target" / "classpath.txt").read_text().strip()
         cp = f"{SERVER / 'target' / 'classes'}:{deps}"
         os.environ[self.password_env] = self.password
-        self.proc = subprocess.Popen(
-            [
-                "java",
-                f"-Xmx{self.heap}",
-                "-cp",
-                cp,
-                "io.graphrec.EmbeddedNeo4j",
-                "--data",
-                str(self.data / "db"),
-                "--port",
-                str(port),
-                "--pagecache",
-                self.pagecache,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "NEO4J_PASSWORD": self.password},
-        )
-        log.close()
+        log = open(self.log_path, "w")
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    "java",
+                    f"-Xmx{self.heap}",
+                    "-cp",
+                    cp,
+                    "io.graphrec.EmbeddedNeo4j",
+                    "--data",
+                    str(self.data / "db"),
+                    "--port",
+                    str(port),
+                    "--pagecache",
+                    self.pagecache,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NEO4J_PASSWORD": self.password},
+            )
+        except OSError as exc:
+            raise GraphRecError(f"cannot start the embedded Neo4j (java): {exc.strerror}") from None
+        finally:
+            log.close()
+        try:
+            self._wait_ready()
+        except BaseException:  # an error or an interrupt: no server is left behind
+            self.__exit__()
+            raise
+        return Neo4jConfig(uri=f"bolt://127.0.0.1:{port}", password_env=self.password_env)
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.timeout
-        while "READY" not in self.log_path.read_text():
+        while "READY" not in self.log_path.read_text(errors="replace"):
             if self.proc.poll() is not None:
-                raise GraphRecError(f"Neo4j exited early: {self.log_path.read_text()[-1000:]}")
+                raise GraphRecError(f"Neo4j exited early: {self._log_tail()}")
             if time.monotonic() > deadline:
-                self.__exit__()
                 raise GraphRecError(f"Neo4j did not start within {self.timeout:.0f} s")
             time.sleep(0.5)
-        return Neo4jConfig(uri=f"bolt://127.0.0.1:{port}", password_env=self.password_env)
+
+    def _log_tail(self) -> str:
+        """The end of the server's log as one line, without the password."""
+        text = self.log_path.read_text(errors="replace")[-1000:].replace(self.password, "***")
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:

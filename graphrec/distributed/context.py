@@ -22,13 +22,15 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from graphrec.config import JobConfig
-from graphrec.train.context import CHECKPOINT_PREFIX, TrainContext
+from graphrec.train.context import CHECKPOINT_PREFIX, TrainContext, load_train_state
 
 _OPS = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
 
 
 class RayTrainContext(TrainContext):
     """One worker of a Ray Train ``TorchTrainer`` (DDP over ``world_size`` workers)."""
+
+    owns_run = False  # the driver opened the run (graphrec.distributed.trainer.fit)
 
     def __init__(self, cfg: JobConfig) -> None:
         ctx = ray.train.get_context()
@@ -65,13 +67,13 @@ class RayTrainContext(TrainContext):
         )
 
     @contextlib.contextmanager
-    def restored(self) -> Iterator[Path | None]:
+    def restored(self) -> Iterator[dict | None]:
         ckpt = ray.train.get_checkpoint()
         if ckpt is None:
             yield None
             return
         with ckpt.as_directory() as folder:
-            yield Path(folder)
+            yield load_train_state(Path(folder))
 
     def report(self, metrics: dict, epoch: int, write: Callable[[Path], None] | None) -> None:
         if write is None:
@@ -92,6 +94,8 @@ class TuneContext(TrainContext):
     Trials keep no checkpoints (ASHA stops trials, it does not resume them); the chosen
     configuration is then trained for real with ``graphrec run``.
     """
+
+    owns_run = False
 
     def __init__(self, cfg: JobConfig) -> None:
         torch.set_num_threads(cfg.tune.cpus_per_trial)

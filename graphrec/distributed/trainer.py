@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -29,7 +30,14 @@ from graphrec.distributed.context import RayTrainContext
 from graphrec.distributed.shared import put_inputs
 from graphrec.errors import ConfigError, GraphRecError
 from graphrec.models.recommender import Recommender
-from graphrec.train.context import absolute_uri, join_uri, newest_checkpoint, resolve_run_id
+from graphrec.train.context import (
+    absolute_uri,
+    claim_run,
+    join_uri,
+    newest_checkpoint,
+    open_run,
+    resolve_run_id,
+)
 from graphrec.train.loop import (
     TrainInputs,
     TrainResult,
@@ -61,8 +69,11 @@ def fit(
     init_ray(d.address, quiet=not progress)
     storage = absolute_uri(t.checkpoint_path)
     run_id = resolve_run_id(cfg)
-    if t.resume and newest_checkpoint(join_uri(storage, run_id)) is None:
+    run_uri = join_uri(storage, run_id)
+    open_run(cfg, run_uri)
+    if t.resume and newest_checkpoint(run_uri) is None:
         raise ConfigError(f"train.resume: no checkpoint under {storage}/{run_id}")
+    claim_run(cfg, *pafs.FileSystem.from_uri(run_uri))
     # Ray Train restores a run from its storage folder when the run name is reused, so
     # resuming is starting the same run_id again; a new run gets a new run_id.
     trainer = TorchTrainer(

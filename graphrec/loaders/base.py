@@ -9,8 +9,15 @@ Every batch leaves :meth:`GraphSource.read` normalised and checked:
 
 * node batches have column ``id`` then the declared properties;
 * edge batches have ``src``, ``dst`` then the declared properties;
-* each declared column is cast to its declared type, keys are never null, and a value that
-  does not fit raises :class:`~graphrec.errors.DataError` naming location, column and row.
+* each declared column is cast to its declared type, keys are never null or empty, a float
+  is never NaN or infinite (a null is allowed), and a value that does not fit raises
+  :class:`~graphrec.errors.DataError` naming location, column and row;
+* a key keeps the type declared for its node type's id property (``string`` or ``int``;
+  undeclared: ``int``), and an edge's key columns take their endpoint's type unless the
+  edge declares them. An id that does not fit (``1.0``, ``abc``, beyond int64, any float
+  column) is an error that names the fix, never a silent switch to text;
+* a fault of the source while reading (a corrupt or unreadable file) is a ``DataError``
+  naming the partition, in one line.
 
 Backends implement the two hooks ``_partitions`` and ``_read`` (PyG's
 ``FeatureStore.put_tensor`` -> ``_put_tensor`` pattern): the public method checks, the hook
@@ -28,10 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphrec.config import EdgeSpec, ExtractConfig, NodeSpec
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 ARROW_TYPES = {"string": pa.string(), "float": pa.float64(), "int": pa.int64()}
 Kind = Literal["node", "edge"]
+KEY_TYPES = ("int", "string")
+"""Types a key (id) property may be declared as; undeclared keys are ``int``."""
+READ_FAULTS = (pa.ArrowException, OSError, UnicodeDecodeError)
+"""Exceptions of a backend's read that mean the data itself is unreadable."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,16 @@ class GraphSource(ABC):
 
     def __init__(self, cfg: ExtractConfig) -> None:
         self.cfg = cfg
+        for kind, table in (("node", cfg.nodes), ("edge", cfg.edges)):
+            for name, spec in table.items():
+                keys = [spec.id] if kind == "node" else [spec.src_id, spec.dst_id]
+                for key in keys:
+                    typ = spec.properties.get(key)
+                    if typ is not None and typ not in KEY_TYPES:
+                        raise ConfigError(
+                            f"extract.{kind}s.{name}.properties.{key}: a key is int or "
+                            f"string, not {typ}"
+                        )
 
     # -- public API -----------------------------------------------------------------
     def partitions(self, kind: Kind, name: str) -> list[Partition]:
@@ -62,15 +83,27 @@ class GraphSource(ABC):
         spec = self.spec(kind, name)
         if kind == "node" and spec.file is None and not self.stores_nodes():
             return []
-        return self._partitions(kind, name, spec)
+        try:
+            return self._partitions(kind, name, spec)
+        except READ_FAULTS as exc:
+            raise DataError(f"extract.{kind}s.{name}: {first_line(exc)}") from None
 
     def read(self, part: Partition) -> Iterator[pa.RecordBatch]:
         """Stream one partition as normalised, type-checked record batches."""
         spec = self.spec(part.kind, part.name)
         columns = self.source_columns(part.kind, spec)
         targets = self.target_schema(part.kind, spec)
+        n_keys = 1 if part.kind == "node" else 2
+        fixes = self._key_fixes(part.kind, part.name, spec)
         row = 0
-        for batch in self._read(part, spec, list(columns)):
+        batches = self._read(part, spec, list(columns))
+        while True:
+            try:
+                batch = next(batches, None)
+            except READ_FAULTS as exc:
+                raise DataError(f"{part.location}: {first_line(exc)}") from None
+            if batch is None:
+                return
             missing = [c for c in columns if c not in batch.schema.names]
             if missing:
                 have = ", ".join(batch.schema.names)
@@ -79,11 +112,15 @@ class GraphSource(ABC):
                     f"(declared in extract.{part.kind}s.{part.name}; have: {have})"
                 )
             arrays = []
-            for src_col, field in zip(columns, targets, strict=True):
-                arrays.append(_cast(batch.column(src_col), field, part.location, src_col, row))
-            for key in ("id",) if part.kind == "node" else ("src", "dst"):
-                idx = targets.get_field_index(key)
-                _check_not_null(arrays[idx], part.location, columns[idx], row)
+            for i, (src_col, field) in enumerate(zip(columns, targets, strict=True)):
+                arr = batch.column(src_col)
+                if i < n_keys:
+                    arr = _cast_key(arr, field.type, part.location, src_col, row, fixes[i])
+                    _check_key_present(arr, part.location, src_col, row)
+                else:
+                    arr = _cast(arr, field.type, part.location, src_col, row)
+                    _check_not_infinite(arr, part.location, src_col, row)
+                arrays.append(arr)
             yield pa.RecordBatch.from_arrays(arrays, names=targets.names)
             row += batch.num_rows
 
@@ -112,20 +149,42 @@ class GraphSource(ABC):
         keys = [spec.id] if kind == "node" else [spec.src_id, spec.dst_id]
         return keys + [p for p in spec.properties if p not in keys]
 
-    @staticmethod
-    def target_schema(kind: Kind, spec: NodeSpec | EdgeSpec) -> pa.Schema:
-        """Normalised output schema; undeclared key types are null here and settled by
-        :func:`_cast` (integers stay integers, anything else becomes text)."""
-        keys = ["id"] if kind == "node" else ["src", "dst"]
-        src_keys = [spec.id] if kind == "node" else [spec.src_id, spec.dst_id]
-        fields = []
-        for key, src in zip(keys, src_keys, strict=True):
-            typ = spec.properties.get(src)
-            fields.append(pa.field(key, ARROW_TYPES[typ] if typ else pa.null()))
+    def key_type(self, ntype: str) -> pa.DataType:
+        """The type of node type ``ntype``'s keys: as declared for its id property
+        (``string`` or ``int``), ``int`` when undeclared."""
+        spec = self.cfg.nodes[ntype]
+        return ARROW_TYPES[spec.properties.get(spec.id, "int")]
+
+    def target_schema(self, kind: Kind, spec: NodeSpec | EdgeSpec) -> pa.Schema:
+        """Normalised output schema: keys first (``id``, or ``src`` and ``dst``), then the
+        declared properties. An edge key column not declared on the edge takes the key type
+        of its endpoint node type."""
+        if kind == "node":
+            fields = [pa.field("id", ARROW_TYPES[spec.properties.get(spec.id, "int")])]
+            src_keys = [spec.id]
+        else:
+            src_keys = [spec.src_id, spec.dst_id]
+            fields = []
+            for key, src, ntype in (("src", spec.src_id, spec.src), ("dst", spec.dst_id, spec.dst)):
+                typ = spec.properties.get(src)
+                fields.append(pa.field(key, ARROW_TYPES[typ] if typ else self.key_type(ntype)))
         for prop, typ in spec.properties.items():
             if prop not in src_keys:
                 fields.append(pa.field(prop, ARROW_TYPES[typ]))
         return pa.schema(fields)
+
+    def _key_fixes(self, kind: Kind, name: str, spec: NodeSpec | EdgeSpec) -> list[str]:
+        """Per key column, the config entry that declares its ids as text."""
+        if kind == "node":
+            return [f"extract.nodes.{name}.properties: {{{spec.id}: string}}"]
+        fixes = []
+        for src, ntype in ((spec.src_id, spec.src), (spec.dst_id, spec.dst)):
+            if src in spec.properties:  # the edge declares its own key type
+                fixes.append(f"extract.edges.{name}.properties: {{{src}: string}}")
+            else:
+                node_id = self.cfg.nodes[ntype].id
+                fixes.append(f"extract.nodes.{ntype}.properties: {{{node_id}: string}}")
+        return fixes
 
     # -- backend hooks ---------------------------------------------------------------
     @abstractmethod
@@ -139,15 +198,10 @@ class GraphSource(ABC):
         """Yield record batches holding (at least) ``columns``, in any Arrow types."""
 
 
-def _cast(arr: pa.Array, field: pa.Field, location: str, column: str, row0: int) -> pa.Array:
-    """Cast to the declared type; a key column of undeclared type keeps ints, else strings."""
-    target = field.type
-    if pa.types.is_null(target):  # undeclared key type: integers stay, anything else -> str
-        target = pa.int64() if pa.types.is_integer(arr.type) else pa.string()
+def _cast(arr: pa.Array, target: pa.DataType, location: str, column: str, row0: int) -> pa.Array:
+    """Cast a property column to its declared type; a value that does not fit is named."""
     if arr.type == target:
         return arr
-    if pa.types.is_floating(target) and pa.types.is_integer(arr.type):
-        return arr.cast(target)
     try:
         return arr.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -160,20 +214,111 @@ def _cast(arr: pa.Array, field: pa.Field, location: str, column: str, row0: int)
         ) from None
 
 
+def _cast_key(
+    arr: pa.Array, target: pa.DataType, location: str, column: str, row0: int, fix: str
+) -> pa.Array:
+    """Cast a key column to its key type (int64 or string), never silently changing an id:
+    a float column is refused whatever the declaration (1.0 would become 1 or '1'), and an
+    integer key that does not parse says how to declare the ids as text."""
+    if arr.type == target:
+        return arr
+    if pa.types.is_floating(arr.type):
+        valid = pc.index(pc.is_valid(arr), True).as_py()
+        bad = max(valid, 0)
+        raise DataError(
+            f"{location}, column {column!r}, row {row0 + bad + 1}: {arr[bad].as_py()!r} is a "
+            f"floating-point id (column type {arr.type}); write ids as integers, or as text "
+            f"declared {fix}"
+        )
+    if target == pa.int64() and not (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+        or pa.types.is_null(arr.type)
+    ):
+        raise DataError(
+            f"{location}, column {column!r}: ids of type {arr.type} are not integer ids "
+            f"(declare them as text: {fix})"
+        )
+    try:
+        return arr.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        bad = _first_bad(arr, target)
+        if bad is None:
+            raise DataError(
+                f"{location}, column {column!r}: ids of type {arr.type} do not convert to "
+                f"{_type_name(target)}"
+            ) from None
+        value = arr[bad].as_py()
+        what = (
+            "is beyond the int64 range of integer ids"
+            if isinstance(value, int)
+            else "is not an integer id"
+            if target == pa.int64()
+            else "is not text"
+        )
+        hint = f" (declare it as text: {fix})" if target == pa.int64() else ""
+        raise DataError(
+            f"{location}, column {column!r}, row {row0 + bad + 1}: {value!r} {what}{hint}"
+        ) from None
+
+
 def _first_bad(arr: pa.Array, target: pa.DataType) -> int | None:
-    # Only on the error path: find the offending row one value at a time.
-    for i in range(len(arr)):
+    """Only on the error path: the first row that does not cast, found by halving (about
+    log2(n) casts, not one per row)."""
+
+    def fails(lo: int, hi: int) -> bool:
         try:
-            arr.slice(i, 1).cast(target)
+            arr.slice(lo, hi - lo).cast(target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return i
-    return None
+            return True
+        return False
+
+    lo, hi = 0, len(arr)
+    if hi == 0 or not fails(lo, hi):
+        return None
+    while hi - lo > 1:  # arr[lo:hi] holds the first bad row
+        mid = (lo + hi) // 2
+        if fails(lo, mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def _check_key_present(arr: pa.Array, location: str, column: str, row0: int) -> None:
+    """A key is never null, and a text key never empty."""
+    _check_not_null(arr, location, column, row0)
+    if pa.types.is_string(arr.type):
+        empty = pc.equal(pc.utf8_length(arr), 0)
+        if pc.any(empty).as_py():
+            bad = pc.index(empty, True).as_py()
+            raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: key is empty")
+
+
+def _check_not_infinite(arr: pa.Array, location: str, column: str, row0: int) -> None:
+    """A float property is a finite number or null (missing); NaN and +-inf are errors."""
+    if not pa.types.is_floating(arr.type):
+        return
+    bad_mask = pc.invert(pc.fill_null(pc.is_finite(arr), True))
+    if pc.any(bad_mask).as_py():
+        bad = pc.index(bad_mask, True).as_py()
+        raise DataError(
+            f"{location}, column {column!r}, row {row0 + bad + 1}: "
+            f"{arr[bad].as_py()} is not a finite number"
+        )
 
 
 def _check_not_null(arr: pa.Array, location: str, column: str, row0: int) -> None:
     if arr.null_count:
         bad = pc.index(pc.is_null(arr), True).as_py()
         raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: key is empty")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line: its first line, without control characters."""
+    lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return "".join(ch for ch in lines[0] if ch.isprintable()).strip()
 
 
 def _type_name(t: pa.DataType) -> str:

@@ -7,6 +7,7 @@ their own (MovieLens users exist only as rating endpoints) get their ids from th
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -86,13 +87,23 @@ def extract(
     for name in cfg.nodes:  # node types known only through their edges
         if name in out.nodes:
             continue
-        ends = [
-            out.edges[e].column(col)
-            for e, spec in cfg.edges.items()
-            for col, ntype in (("src", spec.src), ("dst", spec.dst))
-            if ntype == name
-        ]
-        ids = pc.unique(pa.chunked_array([c for e in ends for c in e.chunks]))
+        key = source.key_type(name)
+        chunks = []
+        for e, spec in cfg.edges.items():
+            for col, ntype in (("src", spec.src), ("dst", spec.dst)):
+                if ntype != name:
+                    continue
+                values = out.edges[e].column(col)
+                if values.type != key:  # the edge declared its own key type
+                    try:
+                        values = values.cast(key)
+                    except pa.ArrowInvalid:
+                        raise DataError(
+                            f"extract.edges.{e}: {col} ids of type {values.type} do not match "
+                            f"{name} ids of type {key}"
+                        ) from None
+                chunks += values.chunks
+        ids = pc.unique(pa.chunked_array(chunks, key))
         out.nodes[name] = pa.table({"id": pc.take(ids, pc.sort_indices(ids))})
     bar.close()
 
@@ -118,6 +129,8 @@ def _read_all(
     def read_one(part: Partition) -> list[pa.RecordBatch]:
         batches, row = [], 0
         for batch in source.read(part):
+            if stop.is_set():  # another partition failed or the run was interrupted
+                return []
             for check in checks or ():
                 check(batch, part.location, row)
             row += batch.num_rows
@@ -126,8 +139,17 @@ def _read_all(
         return batches
 
     workers = max(1, min(source.cfg.parallelism, len(parts)))
-    with ThreadPoolExecutor(workers) as pool:
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="graphrec-extract")
+    try:
         results = list(pool.map(read_one, parts))
+    except BaseException:
+        # a bad partition or an interrupt: start no other partition and do not wait for
+        # the running ones (each stops at its next batch)
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     batches = [b for r in results for b in r]
     spans = [(p.location, sum(b.num_rows for b in r)) for p, r in zip(parts, results, strict=True)]
     if not batches:
@@ -136,7 +158,8 @@ def _read_all(
 
 
 def _unify(batches: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch]:
-    """Cast batches to the first one's schema (key types may differ between files)."""
+    """Cast batches to the first one's schema (a safeguard: every batch of a type already
+    leaves :meth:`GraphSource.read` in that type's schema)."""
     batches = list(batches)
     schema = batches[0].schema
     return [b if b.schema == schema else b.cast(schema) for b in batches]

@@ -17,13 +17,24 @@ failure (a dropped connection, a cluster leader switch) retries that chunk alone
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
 import pyarrow as pa
 
 from graphrec.config import EdgeSpec, ExtractConfig, NodeSpec
-from graphrec.connectors.neo4j import Neo4jError, connect, labels, q, relationship_types, translate
+from graphrec.connectors.neo4j import (
+    Neo4jError,
+    close_quietly,
+    connect,
+    guarded,
+    labels,
+    q,
+    relationship_types,
+    server,
+    translate,
+)
 from graphrec.errors import DataError
 from graphrec.loaders.base import GraphSource, Kind, Partition
 
@@ -35,6 +46,7 @@ class Neo4jSource(GraphSource):
         super().__init__(cfg)
         self.ncfg = cfg.neo4j
         self._driver = None
+        self._lock = threading.Lock()  # partitions open the driver from several threads
         # every name from config is checked before anything reaches the server
         for ntype, spec in cfg.nodes.items():
             q(spec.label or ntype, f"extract.nodes.{ntype}: label")
@@ -47,14 +59,16 @@ class Neo4jSource(GraphSource):
 
     @property
     def driver(self):
-        if self._driver is None:
-            self._driver = connect(self.ncfg)
-        return self._driver
+        with self._lock:
+            if self._driver is None:
+                self._driver = connect(self.ncfg)
+            return self._driver
 
     def close(self) -> None:
-        if self._driver is not None:
-            self._driver.close()
-            self._driver = None
+        """Close the driver; never raises (it runs while errors and interrupts pass)."""
+        with self._lock:
+            driver, self._driver = self._driver, None
+        close_quietly(driver)
 
     def stores_nodes(self) -> bool:
         return True
@@ -80,13 +94,13 @@ class Neo4jSource(GraphSource):
             have_types = relationship_types(session)
             if rtype not in have_types:
                 raise Neo4jError(
-                    f"neo4j at {self.ncfg.uri}: relationship type {rtype!r} (extract.edges."
+                    f"neo4j at {server(self.ncfg)}: relationship type {rtype!r} (extract.edges."
                     f"{name}) does not exist (have: {', '.join(sorted(have_types)) or 'none'})"
                 )
         for lab in needed:
             if lab not in have_labels:
                 raise Neo4jError(
-                    f"neo4j at {self.ncfg.uri}: label {lab!r} does not exist in database "
+                    f"neo4j at {server(self.ncfg)}: label {lab!r} does not exist in database "
                     f"{self.ncfg.database!r} (have: {', '.join(sorted(have_labels)) or 'none'})"
                 )
 
@@ -99,7 +113,7 @@ class Neo4jSource(GraphSource):
 
     # -- partitions ----------------------------------------------------------------------
     def _partitions(self, kind: Kind, name: str, spec: NodeSpec | EdgeSpec) -> list[Partition]:
-        with translate(self.ncfg), self.session() as session:
+        with translate(self.ncfg), guarded(self.session()) as session:
             self._check_schema(session, kind, name)
             src_label = self.label(name if kind == "node" else spec.src)
             lo, hi, count = self._id_range(session, src_label)
@@ -139,7 +153,9 @@ class Neo4jSource(GraphSource):
             lab = q(self.label(name), "label")
             exprs = [f"n.{q(c, 'property')}" for c in columns]
             head = "UNWIND range($lo, $hi - 1) AS i MATCH (n) WHERE id(n) = i AND n:" + lab
-            ids = "collect(id(n)) AS _id, null AS _id2"
+            # an aggregate, not a literal: a literal would be a grouping key, and a chunk with
+            # no node of the label would then return no record at all
+            ids = "collect(id(n)) AS _id, collect(null) AS _id2"
         else:
             src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
             rtype = q(self.rel_type(name), "relationship type")
@@ -163,7 +179,7 @@ class Neo4jSource(GraphSource):
         lo, hi, chunk = part.payload
         fast = self._query(part.kind, part.name, spec, columns)
         wrapped = self._query(part.kind, part.name, spec, columns, wrap=True)
-        with translate(self.ncfg):
+        with translate(self.ncfg, f"reading {part.location}"):
             for start in range(lo, hi, chunk):
                 params = {"lo": start, "hi": min(start + chunk, hi)}
                 rec = self._fetch(fast, params)
@@ -178,17 +194,21 @@ class Neo4jSource(GraphSource):
 
     def _fetch(self, query: str, params: dict, attempts: int = 4):
         """One chunk, auto-commit (a managed transaction per chunk cost ~10% here); a
-        dropped connection or leader switch retries this chunk alone, with backoff."""
+        dropped connection or leader switch retries this chunk alone, with backoff. A chunk
+        is always exactly one record (of collected columns); none is a fault, never an
+        empty chunk."""
         import neo4j.exceptions as ne
 
         for attempt in range(attempts):
             try:
-                with self.session() as session:
-                    return session.run(query, **params).single()
+                with guarded(self.session()) as session:
+                    rec = session.run(query, **params).single(strict=True)
             except (ne.ServiceUnavailable, ne.SessionExpired, ne.TransientError):
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.5 * 2**attempt)
+            else:
+                return rec
 
     def _check_keys(self, part, spec, columns, arrays, rec) -> None:
         """A node without its key property: name the node, not a row number."""
@@ -208,9 +228,10 @@ class Neo4jSource(GraphSource):
                 )
 
     def fingerprint(self) -> str:
-        """Counts of every label and type read (a changed count re-extracts)."""
-        parts = [self.ncfg.uri, self.ncfg.database]
-        with translate(self.ncfg), self.session() as session:
+        """Counts of every label and type read (a changed count re-extracts). The URI
+        enters without userinfo: the fingerprint is stored beside cached snapshots."""
+        parts = [server(self.ncfg), self.ncfg.database]
+        with translate(self.ncfg), guarded(self.session()) as session:
             for ntype in self.cfg.nodes:
                 lab = q(self.label(ntype), "label")
                 parts.append(

@@ -22,20 +22,24 @@ from graphrec.loaders.extract import GraphTables, extract
 from graphrec.staging import staged_dir
 
 MANIFEST = "manifest.json"
+FORMAT = 2
+"""Snapshot format: part of the cache key, raised whenever extraction's checks or output
+change (2: ids keep their declared type, non-finite numbers refused), so a snapshot made
+by an older graphrec is never reused unchecked."""
 
 
 def snapshot_key(cfg: ExtractConfig, fingerprint: str) -> str:
     spec = dataclasses.asdict(cfg)
     for volatile in ("snapshot_dir", "parallelism", "batch_rows"):
         spec.pop(volatile)
-    blob = json.dumps([spec, fingerprint], sort_keys=True).encode()
+    blob = json.dumps([FORMAT, spec, fingerprint], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def save_snapshot(tables: GraphTables, folder: str | Path) -> Path:
     """Write ``tables`` under ``folder`` atomically; returns the folder."""
     folder = Path(folder)
-    with staged_dir(folder) as tmp:
+    with staged_dir(folder, exists="keep") as tmp:  # same key: same content
         for kind, tabs in (("nodes", tables.nodes), ("edges", tables.edges)):
             (tmp / kind).mkdir()
             for name, table in tabs.items():

@@ -22,7 +22,7 @@ def _neo4j(job, run_dir: Path) -> RecommendationSink:
         item=(item.label or target.dst, target.dst_id),
         relationship=job.write.relationship,
         model=job.name,
-        run_id=Path(run_dir).name.lstrip(".").removesuffix(".partial"),
+        run_id=Path(run_dir).name.split(".partial-")[0].lstrip("."),  # the run folder's
         batch_size=job.write.batch_size,
     )
 

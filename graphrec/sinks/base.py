@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from graphrec.errors import DataError
 
@@ -27,6 +28,11 @@ class RecommendationSink(ABC):
             raise DataError(f"recommendations lack column(s) {', '.join(missing)}")
         if table.num_rows == 0:
             raise DataError("no recommendations to write (empty table)")
+        score = table.column("score")
+        finite = pc.is_finite(score)
+        if score.null_count or not pc.all(finite).as_py():
+            bad = pc.sum(pc.invert(pc.fill_null(finite, False))).as_py()
+            raise DataError(f"{bad} recommendation scores are not finite numbers: nothing written")
         return self._write(table.select(list(COLUMNS)))
 
     @abstractmethod

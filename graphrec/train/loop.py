@@ -33,11 +33,12 @@ from tqdm.auto import tqdm
 from graphrec.build.graph import Graph, label_weights, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
+from graphrec.errors import RunError, warn
 from graphrec.models.recommender import Recommender, build_model, make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers.neighbor import make_neighbor_sampler
 from graphrec.samplers.triplets import Triplets, TripletSampler
-from graphrec.train.context import TrainContext, resolve_device
+from graphrec.train.context import TrainContext, resolve_device, settings_digest
 from graphrec.train.metrics import ranking_metrics
 
 
@@ -386,11 +387,8 @@ def train_loop(
         stale = 0
         start = 1
         restores: list[int] = []  # epochs this run was restored from (worker loss, --resume)
-        with ctx.restored() as folder:
-            if folder is not None:
-                state = torch.load(
-                    folder / "train_state.pt", map_location="cpu", weights_only=False
-                )
+        with ctx.restored() as state:
+            if state is not None:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
                 torch.set_rng_state(state["rng"][ctx.rank % len(state["rng"])])
@@ -421,10 +419,17 @@ def train_loop(
                 batch = batch.to(device)
                 opt.zero_grad()
                 loss, n = batch_loss(net, batch, cfg, cw)
+                value = loss.item()
+                if not math.isfinite(value):  # stop before the step spreads it to the weights
+                    raise RunError(
+                        f"train: the loss is {value} at epoch {epoch}, step {n_batches + 1} "
+                        f"(train.lr={t.lr:g}; a too high learning rate or extreme labels): "
+                        "training stopped, nothing was written"
+                    )
                 loss.backward()
                 opt.step()
                 compute_s += time.perf_counter() - tc
-                loss_sum += loss.item() * n
+                loss_sum += value * n
                 n_lab += n
                 n_batches += 1
                 bar.update()
@@ -437,6 +442,20 @@ def train_loop(
             if has_val:
                 name, value = validate(model, graph, eval_data, split, cfg, ctx)
                 result.val_metric = name
+            if has_val and not math.isfinite(value):
+                if lower_is_better:  # an RMSE over real edges: the predictions are not finite
+                    raise RunError(
+                        f"train: {name} is {value} after epoch {epoch}: the model's predictions "
+                        "are not finite; training stopped, nothing was written"
+                    )
+                if epoch == start:
+                    warn(
+                        f"{name} cannot be computed: no validation edge is a positive "
+                        f"(label >= evaluate.positive_threshold); the last epoch is kept"
+                    )
+                row[name] = None
+                result.best_epoch, best_state = epoch, None
+            elif has_val:
                 row[name] = value
                 better = result.best_val is None or (
                     value < result.best_val if lower_is_better else value > result.best_val
@@ -473,6 +492,7 @@ def train_loop(
                         "val_metric": result.val_metric,
                         "epoch": epoch,
                         "restores": restores,
+                        "config_digest": settings_digest(cfg),
                     }
                     write = functools.partial(save_train_state, state=state, graph=graph, cfg=cfg)
             ctx.report({k: v for k, v in row.items() if k != "workers"}, epoch, write)

@@ -71,11 +71,12 @@ def test_missing_column(tiny_cfg, tiny_root):
     "row,col,value,message",
     [
         (5, 2, "four", r"ratings\.csv, column 'rating', row 5: 'four' is not a number"),
-        (7, 2, "NaN", r"ratings\.csv, column 'rating', row 7: missing \(empty or NaN\)"),
+        (7, 2, "NaN", r"ratings\.csv, column 'rating', row 7: nan is not a finite number"),
+        (6, 2, "", r"ratings\.csv, column 'rating', row 6: missing \(empty or NaN\)"),
         (3, 1, "999", r"column 'movieId', row 3: 999 is not a movie id \(dangling"),
         (2, 0, "", r"ratings\.csv, column 'userId', row 2: key is empty"),
     ],
-    ids=["not-a-number", "nan", "dangling-edge", "empty-key"],
+    ids=["not-a-number", "nan", "empty-label", "dangling-edge", "empty-key"],
 )
 def test_bad_value_names_file_column_and_row(tiny_cfg, tiny_root, row, col, value, message):
     def edit(rows):
@@ -125,3 +126,15 @@ def test_bundled_movielens_reads_completely(monkeypatch):
     assert g.nodes["movie"].num_rows == 9_742
     assert g.nodes["user"].num_rows == 610
     assert pc.min(g.edges["rates"].column("rating")).as_py() == 0.5
+
+
+def test_bad_value_past_the_first_csv_block_names_its_row(tiny_cfg, tiny_root):
+    # ~1.3 MB: Arrow reads it in blocks of 1 MB, so the bad id sits in a later block, after
+    # batches were already passed on; the re-read as text must not count those rows twice.
+    rows = [f"{i % 500 + 1},{101 + i % 20},3.5,{1_000_000 + i}" for i in range(60_000)]
+    rows[54_999] = rows[54_999].replace(str(54_999 % 500 + 1), "1.0", 1)
+    text = "userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n"
+    assert len(text) > 1 << 20
+    (tiny_root / "ratings.csv").write_text(text)
+    with pytest.raises(DataError, match=r"column 'userId', row 55000: '1.0' is not an integer id"):
+        read(tiny_cfg)

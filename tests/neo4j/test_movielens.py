@@ -77,8 +77,11 @@ def test_job_writes_exactly_k_unseen_per_user_and_a_rerun_replaces(
     movielens_in_neo4j, neo4j_driver, tmp_path
 ):
     cfg, _ = movielens_in_neo4j
+    # each run gets its own train config: run_job writes the run id it picks into it
     cfg = dataclasses.replace(
-        cfg, write=dataclasses.replace(cfg.write, run_dir=str(tmp_path / "a"))
+        cfg,
+        write=dataclasses.replace(cfg.write, run_dir=str(tmp_path / "a")),
+        train=dataclasses.replace(cfg.train),
     )
     result = run_job(cfg, progress=False)
     k = cfg.recommend.k
@@ -100,7 +103,9 @@ def test_job_writes_exactly_k_unseen_per_user_and_a_rerun_replaces(
     assert pq.read_table(result.run_dir / "recommendations.parquet").num_rows == 610 * k
     # a rerun replaces: same count, new run_id
     cfg2 = dataclasses.replace(
-        cfg, write=dataclasses.replace(cfg.write, run_dir=str(tmp_path / "b"))
+        cfg,
+        write=dataclasses.replace(cfg.write, run_dir=str(tmp_path / "b")),
+        train=dataclasses.replace(cfg.train, run_id=None),
     )
     run_job(cfg2, progress=False)
     with neo4j_driver.session() as s:

@@ -35,7 +35,7 @@ def test_resume_continues_a_stopped_run_exactly(tiny_cfg):
     tiny_cfg.train.run_id = "stopped"
     tiny_cfg.train.epochs = 2  # "stopped" after epoch 2
     _, first = run(tiny_cfg, inputs)
-    ckpts = sorted(p.name for p in (inputs_dir(tiny_cfg) / "stopped").iterdir())
+    ckpts = sorted(p.name for p in (inputs_dir(tiny_cfg) / "stopped").glob("checkpoint_*"))
     assert ckpts == ["checkpoint_epoch_000001", "checkpoint_epoch_000002"]
     assert (inputs_dir(tiny_cfg) / "stopped/checkpoint_epoch_000002/id_map/user.parquet").is_file()
 
@@ -50,7 +50,7 @@ def test_resume_continues_a_stopped_run_exactly(tiny_cfg):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["val_rmse"] == pytest.approx(b["val_rmse"], rel=1e-5)
     # only the newest keep_checkpoints (2) are kept
-    ckpts = sorted(p.name for p in (inputs_dir(tiny_cfg) / "stopped").iterdir())
+    ckpts = sorted(p.name for p in (inputs_dir(tiny_cfg) / "stopped").glob("checkpoint_*"))
     assert ckpts == ["checkpoint_epoch_000003", "checkpoint_epoch_000004"]
 
 

@@ -71,6 +71,7 @@ def test_same_seed_same_model_and_torch_settings_restored(tiny_cfg):
     before = torch.are_deterministic_algorithms_enabled()
     runs = []
     for _ in range(2):
+        tiny_cfg.train.run_id = None  # a new run each time (a run id is never reused)
         torch.manual_seed(0)
         model = new_model(g, s, tiny_cfg)
         train_loop(model, g, s, tiny_cfg, progress=False)
