@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from graphrec.errors import ConfigError
+from graphrec.redact import has_userinfo, redact_uri
 
 PROPERTY_TYPES = ("string", "float", "int")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -108,20 +109,25 @@ class Neo4jConfig:
     """Rows fetched per query while extracting (one record of columns per query)."""
 
     def __post_init__(self) -> None:
-        from graphrec.redact import has_userinfo, redact_uri
+        self.check_uri()
+        _at_least(self, "neo4j", fetch_rows=1)
 
-        scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
+    def check_uri(self) -> None:
+        """Refuse a scheme the driver must not use (``http://`` opens an HTTP connection in
+        neo4j 6.x) and credentials in the URI, without echoing them."""
+        uri = str(self.uri or "")
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
         if scheme not in NEO4J_SCHEMES:
             raise ConfigError(
-                f"neo4j uri {redact_uri(self.uri)!r}: scheme must be one of "
+                f"neo4j uri {redact_uri(uri)!r}: the scheme must be one of "
                 f"{', '.join(s + '://' for s in NEO4J_SCHEMES)}"
             )
-        if has_userinfo(self.uri):
+        if has_userinfo(uri):
             raise ConfigError(
-                f"neo4j uri {redact_uri(self.uri)!r} carries credentials: give the user as "
-                f"neo4j.user and the password in ${self.password_env} or neo4j.password_file"
+                f"neo4j uri {redact_uri(uri)!r}: user and password do not belong in the URI; "
+                f"set neo4j.user and the password in ${self.password_env} or "
+                "neo4j.password_file"
             )
-        _at_least(self, "neo4j", fetch_rows=1)
 
 
 @dataclass

@@ -18,15 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 
-from graphrec.config import Neo4jConfig
+from graphrec.config import IDENTIFIER, Neo4jConfig
 from graphrec.errors import ConfigError, GraphRecError, RunError
-from graphrec.redact import has_userinfo, redact_text, redact_uri
+from graphrec.redact import redact_text, redact_uri
 
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+IDENT = IDENTIFIER  # one rule for every name from config (graphrec.config)
 
 # The driver logs its own warnings (retries, defunct connections); without a handler they
 # would reach stderr through logging's last resort as extra lines next to graphrec's one.
@@ -113,19 +111,9 @@ def scrub(text: str, cfg: Neo4jConfig | None = None) -> str:
 
 
 def check_uri(cfg: Neo4jConfig) -> None:
-    """Refuse, before any connection, a URI the connector must not use."""
-    uri = str(cfg.uri or "")
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme not in SCHEMES:
-        raise ConfigError(
-            f"neo4j uri {redact_uri(uri)!r}: the scheme must be one of "
-            f"{', '.join(s + '://' for s in SCHEMES)}"
-        )
-    if has_userinfo(uri):
-        raise ConfigError(
-            f"neo4j uri {redact_uri(uri)!r}: user and password do not belong in the URI; "
-            f"set neo4j.user and the password in ${cfg.password_env} or neo4j.password_file"
-        )
+    """Refuse, before any connection, a URI the connector must not use (checked again
+    here: a ``Neo4jConfig`` may have been changed after it was made)."""
+    cfg.check_uri()
 
 
 def connect(cfg: Neo4jConfig):

@@ -47,15 +47,7 @@ class Neo4jSource(GraphSource):
         self.ncfg = cfg.neo4j
         self._driver = None
         self._lock = threading.Lock()  # partitions open the driver from several threads
-        # every name from config is checked before anything reaches the server
-        for ntype, spec in cfg.nodes.items():
-            q(spec.label or ntype, f"extract.nodes.{ntype}: label")
-            for prop in [spec.id, *spec.properties]:
-                q(prop, f"extract.nodes.{ntype}: property")
-        for name, spec in cfg.edges.items():
-            q(spec.type or name, f"extract.edges.{name}: relationship type")
-            for prop in [spec.src_id, spec.dst_id, *spec.properties]:
-                q(prop, f"extract.edges.{name}: property")
+        cfg.check_identifiers()  # every name from config, before anything reaches the server
 
     @property
     def driver(self):
