@@ -28,7 +28,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from graphrec.config import JobConfig
 from graphrec.distributed.context import RayTrainContext
 from graphrec.distributed.shared import put_inputs
-from graphrec.errors import ConfigError, GraphRecError
+from graphrec.errors import ConfigError, GraphRecError, RunError
 from graphrec.models.recommender import Recommender
 from graphrec.train.context import (
     absolute_uri,
@@ -100,11 +100,20 @@ def fit(
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as exc:
-        raise GraphRecError(
-            f"distributed training failed after {d.max_failures} restart(s): {exc}; "
-            f"checkpoints are in {storage}/{run_id} (continue with --resume "
-            f"train.run_id={run_id})"
-        ) from exc
+        where = ""
+        if newest_checkpoint(run_uri) is not None:
+            where = (
+                f"; checkpoints are in {storage}/{run_id} (continue with --resume "
+                f"train.run_id={run_id})"
+            )
+        cause = _graphrec_error(exc)
+        if cause is not None:  # a worker's own one-line error (a diverged loss, a full disk)
+            raise type(cause)(f"{cause}{where}") from None
+        text = " ".join(str(exc).split())
+        raise RunError(
+            f"distributed training failed after {d.max_failures} restart(s): "
+            f"{text[:300]}{' ...' if len(text) > 300 else ''}{where}"
+        ) from None
     if result.checkpoint is None:
         raise GraphRecError(f"distributed training reported no checkpoint ({storage}/{run_id})")
     with result.checkpoint.as_directory() as folder:
@@ -126,6 +135,19 @@ def fit(
         device="cuda" if d.use_gpu else "cpu",
     )
     return model, out
+
+
+def _graphrec_error(exc: BaseException) -> GraphRecError | None:
+    """The :class:`GraphRecError` a worker raised, from Ray's failure report (Ray wraps it in
+    a ``RayTaskError`` that keeps it as ``cause``)."""
+    for failure in getattr(exc, "worker_failures", {}).values():
+        seen = failure
+        while seen is not None:
+            inner = getattr(seen, "cause", None) or seen.__cause__
+            if isinstance(seen, GraphRecError) and not isinstance(inner, GraphRecError):
+                return seen if type(seen).__module__.startswith("graphrec.") else None
+            seen = inner
+    return None
 
 
 def _train_worker(config: dict) -> None:

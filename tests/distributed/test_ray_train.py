@@ -192,3 +192,19 @@ def test_tune_searches_the_space_and_reports_the_best_trial(tiny_cfg, ray_cluste
     assert out["best_value"] == min(t["best_val_rmse"] for t in trials)
     saved = json.loads(Path(out["results_file"]).read_text())
     assert saved["best_config"] == out["best_config"]
+
+
+def test_a_diverged_loss_on_ray_workers_is_one_line(tiny_cfg, ray_cluster):
+    """A worker's own error (here: a non-finite loss) reaches the driver as that one-line
+    error, not as Ray's multi-line failure report."""
+    from graphrec.errors import RunError
+
+    tiny_cfg.distributed.workers = 2
+    tiny_cfg.distributed.max_failures = 0
+    tiny_cfg.train.lr = 1e30
+    tiny_cfg.train.epochs = 5
+    with pytest.raises(RunError) as info:
+        fit(inputs_of(tiny_cfg), tiny_cfg, progress=False)
+    text = str(info.value)
+    assert text.startswith("train: the loss is") and "at epoch 1, step" in text
+    assert "\n" not in text and "Traceback" not in text
