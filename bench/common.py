@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-
-def machine() -> dict:
-    return {
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-    }
+from graphrec.environment import machine  # noqa: F401  (the one probe; scripts import it from here)
 
 
 def save(result: dict, name: str, out: str | Path) -> Path:

@@ -10,22 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import platform
 import resource
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from graphrec.build import Graph, all_train, build_graph, message_graph, split_edges
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig, to_dict
+from graphrec.environment import environment
 from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
 from graphrec.loaders import extract_cached, make_source
 from graphrec.models import Recommender
@@ -315,9 +312,7 @@ def save_checkpoint(
     run_dir: Path, model: Recommender, graph: Graph, cfg: JobConfig, result
 ) -> None:
     """``checkpoint.pt`` (weights, config, epoch) and ``id_map/<type>.parquet`` (original ids)."""
-    (run_dir / "id_map").mkdir()
-    for ntype, ids in graph.node_ids.items():
-        pq.write_table(pa.table({"id": ids}), run_dir / "id_map" / f"{ntype}.parquet")
+    graph.write_id_maps(run_dir)
     torch.save(
         {
             "model": {k: v.cpu() for k, v in model.state_dict().items()},
@@ -328,23 +323,6 @@ def save_checkpoint(
         },
         run_dir / "checkpoint.pt",
     )
-
-
-def environment() -> dict:
-    import torch_geometric
-
-    from graphrec.samplers import compiled_sampler_available
-
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torch_geometric": torch_geometric.__version__,
-        "pyarrow": pa.__version__,
-        "compiled_sampler": compiled_sampler_available(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-    }
 
 
 def _default_run_dir(name: str) -> str:

@@ -13,8 +13,6 @@ graph (text encoding of a fixed sample, a fixed number of mini-batches) are not 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 from graphrec.benchmark.memory import RssSampler
 from graphrec.benchmark.stages import STAGES, bench_graph
 from graphrec.config import JobConfig, from_dict, load_config
+from graphrec.environment import machine, versions
 from graphrec.synth import synth_graph
 
 # stages whose work is proportional to the graph (fixed-size samples are not)
@@ -139,41 +138,6 @@ def exponents(graphs: list[dict]) -> dict:
         y = np.log([s for _, s in pts])
         slope = float(np.polyfit(x, y, 1)[0])
         out[stage] = {"exponent": slope, "flagged": slope > FLAG_EXPONENT}
-    return out
-
-
-def machine() -> dict:
-    import psutil
-
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-    }
-
-
-def versions() -> dict:
-    import pyarrow
-    import torch
-    import torch_geometric
-
-    from graphrec.samplers import compiled_sampler_available
-
-    out = {
-        "torch": torch.__version__,
-        "torch_geometric": torch_geometric.__version__,
-        "pyarrow": pyarrow.__version__,
-        "compiled_sampler": compiled_sampler_available(),
-        "threads": torch.get_num_threads(),
-    }
-    try:
-        import faiss
-
-        out["faiss"] = faiss.__version__
-    except ImportError:
-        out["faiss"] = None
     return out
 
 

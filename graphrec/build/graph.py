@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,15 @@ class Graph:
     @property
     def target_index(self) -> torch.Tensor:
         return self.edge_index[self.target]
+
+    def write_id_maps(self, folder: Path) -> None:
+        """``folder/id_map/<type>.parquet``: column ``id``, row = contiguous id. Run
+        folders and training checkpoints carry them, so scores map back to source ids."""
+        import pyarrow.parquet as pq
+
+        (folder / "id_map").mkdir(parents=True, exist_ok=True)
+        for ntype, ids in self.node_ids.items():
+            pq.write_table(pa.table({"id": ids}), folder / "id_map" / f"{ntype}.parquet")
 
 
 def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> Graph:

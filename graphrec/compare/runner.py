@@ -211,7 +211,8 @@ def run_compare(
     """Every baseline and model of ``compare`` over its splits and seeds; writes
     ``<compare.out>/quality-<name>.json`` and ``.md``; returns the results and the .md."""
     from graphrec.compare.report import write_report
-    from graphrec.job import StageClock, environment, extract_and_build
+    from graphrec.environment import environment
+    from graphrec.job import StageClock, extract_and_build
 
     overrides = list(overrides or [])
     base = load_config(config_path, overrides)

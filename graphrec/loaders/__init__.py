@@ -1,4 +1,8 @@
-"""Stage 1, extract: graph sources that speak Arrow (files now; Neo4j and ArangoDB later).
+"""Stage 1, extract: graph sources that speak Arrow (CSV/Parquet files, Neo4j).
+
+These are the database loaders of the pipeline: a source reads a property graph into
+Arrow tables. PyG's mini-batch loaders (``LinkNeighborLoader``) belong to training
+(:mod:`graphrec.train`, :mod:`graphrec.samplers`).
 
 Sources are looked up by name (``extract.source`` in the config).
 """

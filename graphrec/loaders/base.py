@@ -3,7 +3,7 @@
 A :class:`GraphSource` lists the partitions of each node and edge type and reads one
 partition as a stream of :class:`pyarrow.RecordBatch`. Partitions are independent, so
 :func:`graphrec.loaders.extract.extract` reads several at once; memory per read is bounded by
-``extract.batch_rows``. Files, Neo4j and ArangoDB are implementations of this same class.
+``extract.batch_rows``. Files and Neo4j are implementations of this same class.
 
 Every batch leaves :meth:`GraphSource.read` normalised and checked:
 

@@ -3,7 +3,7 @@
 A sink takes one Arrow table with columns ``user_id, item_id, rank, score`` (original ids)
 and writes it so that a rerun replaces, never duplicates, and a failure leaves the previous
 result intact. :meth:`RecommendationSink.write` checks the table, then calls the backend's
-``_write``. Parquet is the first implementation; Neo4j and ArangoDB sinks follow.
+``_write``. Implementations: Parquet (``sinks/parquet.py``) and Neo4j (``sinks/neo4j.py``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from graphrec.build.graph import Graph, label_weights, message_graph
 from graphrec.build.split import EdgeSplit
-from graphrec.config import JobConfig
+from graphrec.config import JobConfig, to_dict
 from graphrec.errors import RunError, warn
 from graphrec.models.recommender import Recommender, build_model, make_optimizer
 from graphrec.recommend.topk import to_csr, topk_unseen
@@ -591,12 +591,5 @@ def ctx_states(ctx: TrainContext, state: Tensor) -> list[Tensor]:
 def save_train_state(folder, state: dict, graph: Graph, cfg: JobConfig) -> None:
     """A checkpoint folder: ``train_state.pt`` (model, best model, optimizer, RNG, epoch,
     history, config) and ``id_map/<type>.parquet`` (position -> original id)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from graphrec.config import to_dict
-
-    (folder / "id_map").mkdir(parents=True, exist_ok=True)
-    for ntype, ids in graph.node_ids.items():
-        pq.write_table(pa.table({"id": ids}), folder / "id_map" / f"{ntype}.parquet")
+    graph.write_id_maps(folder)
     torch.save({**state, "config": to_dict(cfg)}, folder / "train_state.pt")

@@ -1,4 +1,4 @@
-"""k8s/ manifests against the KubeRay CRD schemas (read from ../shared/kuberay/).
+"""k8s/ manifests against the KubeRay CRD schemas (k8s/crds/, copied from KubeRay with its licence).
 
 Kubernetes prunes (or, with strict field validation, rejects) fields a CRD does not declare;
 plain JSON Schema would accept them, so every object schema that lists properties and does
@@ -20,7 +20,7 @@ import yaml
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the [test] extra")
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT.parent / "shared" / "kuberay"
+CRDS = ROOT / "k8s" / "crds"
 MANIFESTS = {"rayjob.yaml": "ray.io_rayjobs.yaml", "raycluster.yaml": "ray.io_rayclusters.yaml"}
 
 
@@ -29,7 +29,7 @@ def crd(name: str) -> dict:
     if not path.is_file():
         if os.environ.get("CI"):
             pytest.fail(f"{path} is missing: CI validates k8s/ against the KubeRay CRDs")
-        pytest.skip(f"KubeRay CRD schema {path} is not here (../shared/kuberay/)")
+        pytest.skip(f"KubeRay CRD schema {path} is not here (k8s/crds/)")
     return _load(path)
 
 
