@@ -31,8 +31,10 @@ from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
 from graphrec.staging import leftover_staging, staged_dir, write_manifest
 from graphrec.train import evaluate_ranking, popularity_vectors, rmse
+from graphrec.train.batches import TrainInputs
 from graphrec.train.context import resolve_device
-from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
+from graphrec.train.evaluation import positives
+from graphrec.train.loop import train_loop_per_worker
 
 
 @dataclass

@@ -29,7 +29,7 @@ STAGES = {
 KNOWN = {
     # (importer, imported): where it should go (issue 15)
     ("samplers.random_walk", "recommend.topk"): "to_csr belongs to the graph stage",
-    ("train.loop", "recommend.topk"): "validation's top-k kernel: a ranking module both use",
+    ("train.evaluation", "recommend.topk"): "validation's top-k kernel: a ranking module both use",
     ("train.metrics", "recommend.topk"): "the same kernel",
 }
 

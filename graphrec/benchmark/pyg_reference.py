@@ -22,7 +22,7 @@ from torch_geometric.nn import SAGEConv, to_hetero
 
 from graphrec.config import JobConfig
 from graphrec.samplers import make_neighbor_sampler
-from graphrec.train.loop import TrainInputs
+from graphrec.train.batches import TrainInputs
 
 
 class GNN(nn.Module):

@@ -26,17 +26,14 @@ from graphrec.build import build_graph, split_edges
 from graphrec.build.graph import Graph, message_graph
 from graphrec.config import FeatureSpec, JobConfig
 from graphrec.loaders import extract, make_source
-from graphrec.models.recommender import make_optimizer, use_sparse_embeddings
+from graphrec.models.recommender import use_sparse_embeddings
 from graphrec.recommend.topk import to_csr, topk_unseen
 from graphrec.samplers import compiled_sampler_available
 from graphrec.sinks.parquet import ParquetSink
-from graphrec.train.loop import (
-    TrainInputs,
-    batch_loss,
-    make_loader,
-    new_model,
-    train_loop_per_worker,
-)
+from graphrec.train.batches import TrainInputs, make_loader
+from graphrec.train.loop import new_model, train_loop_per_worker
+from graphrec.train.losses import batch_loss
+from graphrec.train.optimizer import make_optimizer
 
 STAGES = ("extract", "build", "text", "sample", "train", "inference", "topk", "write")
 FULL_BATCH_MAX_EDGES = 2_000_000  # above this, one full-batch step needs tens of GB

@@ -34,7 +34,9 @@ from graphrec.compare import baselines as B
 from graphrec.config import JobConfig, load_config, to_dict
 from graphrec.errors import ConfigError
 from graphrec.recommend.topk import to_csr, topk_by
-from graphrec.train.loop import TrainInputs, positives, train_loop_per_worker
+from graphrec.train.batches import TrainInputs
+from graphrec.train.evaluation import positives
+from graphrec.train.loop import train_loop_per_worker
 from graphrec.train.metrics import per_user_ndcg, ranking_report
 
 KS = (10, 20)

@@ -22,7 +22,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.build.graph import Graph
 from graphrec.build.split import EdgeSplit
-from graphrec.train.loop import TrainInputs
+from graphrec.train.batches import TrainInputs
 
 
 def to_arrays(inputs: TrainInputs) -> dict:

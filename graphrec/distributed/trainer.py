@@ -30,6 +30,7 @@ from graphrec.distributed.context import RayTrainContext
 from graphrec.distributed.shared import put_inputs
 from graphrec.errors import ConfigError, GraphRecError, RunError
 from graphrec.models.recommender import Recommender
+from graphrec.train.batches import TrainInputs
 from graphrec.train.context import (
     absolute_uri,
     claim_run,
@@ -38,13 +39,8 @@ from graphrec.train.context import (
     open_run,
     resolve_run_id,
 )
-from graphrec.train.loop import (
-    TrainInputs,
-    TrainResult,
-    new_model,
-    summarize,
-    train_loop_per_worker,
-)
+from graphrec.train.loop import TrainResult, new_model, train_loop_per_worker
+from graphrec.train.stats import summarize
 
 
 def init_ray(address: str | None, quiet: bool = True) -> None:

@@ -24,8 +24,9 @@ from graphrec.distributed.context import TuneContext
 from graphrec.distributed.shared import SharedInputs, put_inputs
 from graphrec.distributed.trainer import init_ray
 from graphrec.errors import ConfigError
+from graphrec.train.batches import TrainInputs
 from graphrec.train.context import absolute_uri
-from graphrec.train.loop import TrainInputs, train_loop_per_worker
+from graphrec.train.loop import train_loop_per_worker
 
 
 def fanouts(first: int, layers: int) -> list[int]:

@@ -45,7 +45,8 @@ def test_two_workers_train_lightgcn_on_user_shards(tiny_cfg, ray_cluster):
 def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster, objective, loss, sparse):
     import torch
 
-    from graphrec.train.loop import new_model, validate
+    from graphrec.train.evaluation import validate
+    from graphrec.train.loop import new_model
 
     tiny_cfg.train.objective, tiny_cfg.train.loss = objective, loss
     tiny_cfg.model.sparse_embeddings = sparse  # DDP all-reduces sparse gradients on gloo

@@ -65,7 +65,7 @@ def test_edge_weights_scale_each_items_share_of_the_multinomial_loss():
     from pathlib import Path
 
     from graphrec.config import load_config
-    from graphrec.train.loop import batch_loss
+    from graphrec.train.losses import batch_loss
 
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(root / "configs/movielens-link.yaml", ["train.embedding_l2=0"])

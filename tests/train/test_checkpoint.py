@@ -11,7 +11,8 @@ from graphrec.build import build_graph, split_edges
 from graphrec.cli import main
 from graphrec.errors import ConfigError
 from graphrec.loaders import extract, make_source
-from graphrec.train.loop import TrainInputs, train_loop_per_worker
+from graphrec.train.batches import TrainInputs
+from graphrec.train.loop import train_loop_per_worker
 from tests.conftest import tiny_config_dict
 
 

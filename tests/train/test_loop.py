@@ -4,7 +4,10 @@ import torch
 
 from graphrec.build import build_graph, message_graph, split_edges
 from graphrec.loaders import extract, make_source
-from graphrec.train.loop import class_weights, disjoint_loader, new_model, train_loop, validate
+from graphrec.train.batches import disjoint_loader
+from graphrec.train.evaluation import validate
+from graphrec.train.loop import new_model, train_loop
+from graphrec.train.losses import class_weights
 
 
 def graph_and_split(cfg):
@@ -52,7 +55,7 @@ def test_device_auto_and_missing_gpu():
     import pytest
 
     from graphrec.errors import ConfigError
-    from graphrec.train.loop import resolve_device
+    from graphrec.train.context import resolve_device
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected

@@ -7,7 +7,7 @@ import io
 import torch
 from torch import nn
 
-from graphrec.models.recommender import SplitOptimizer, make_optimizer
+from graphrec.train.optimizer import SplitOptimizer, make_optimizer
 
 
 class Tiny(nn.Module):

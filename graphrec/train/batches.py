@@ -1,0 +1,135 @@
+"""Stage 3, train: what a worker trains on. Neighbour-sampled ``LinkNeighborLoader``
+mini-batches over target edges (SAGE), per-user batches for full-graph models, the
+worker's shard of the training edges, and the inputs every worker receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+from torch_geometric.loader import LinkNeighborLoader
+from torch_geometric.sampler import NegativeSampling
+
+from graphrec.build.graph import Graph, label_weights, message_graph
+from graphrec.build.split import EdgeSplit
+from graphrec.config import JobConfig
+from graphrec.samplers.neighbor import make_neighbor_sampler
+from graphrec.samplers.triplets import TripletSampler
+from graphrec.train.context import TrainContext
+
+
+def make_loader(
+    data: HeteroData,
+    graph: Graph,
+    edges: Tensor,
+    cfg: JobConfig,
+    shuffle: bool = True,
+    batch_size: int | None = None,
+) -> LinkNeighborLoader:
+    """Mini-batches over target edges ``edges`` (indices into the target edge list).
+
+    ``data`` must come from :func:`message_graph` (edges in CSC order).
+    """
+    t = cfg.train
+    label = graph.label[edges] if t.objective == "rating" else None
+    neg = None
+    if t.objective == "link":
+        mode = "triplet" if t.loss == "bpr" else "binary"
+        neg = NegativeSampling(mode, amount=t.num_negatives)
+    sampler = make_neighbor_sampler(
+        data, cfg.sampler.num_neighbors, cfg.sampler.backend, is_sorted=True
+    )
+    return LinkNeighborLoader(
+        data,
+        num_neighbors=cfg.sampler.num_neighbors,
+        edge_label_index=(graph.target, graph.target_index[:, edges]),
+        edge_label=label,
+        neg_sampling=neg,
+        batch_size=batch_size or cfg.sampler.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.sampler.num_workers,
+        neighbor_sampler=sampler,
+    )
+
+
+@dataclass
+class TrainInputs:
+    """What a training worker needs: the graph, the split and the training message graph."""
+
+    graph: Graph
+    split: EdgeSplit
+    data: HeteroData
+    """``message_graph(graph, split.train)``: the only edges a training batch can see."""
+
+    @classmethod
+    def of(cls, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> TrainInputs:
+        return cls(graph, split, message_graph(graph, split.train, cfg.build.reverse_edges))
+
+
+def disjoint_loader(
+    graph: Graph, train: Tensor, cfg: JobConfig, gen: torch.Generator, batch_size: int | None = None
+) -> LinkNeighborLoader:
+    """A loader whose supervision edges are not in its message-passing graph.
+
+    A fresh random ``train.disjoint_ratio`` share of the training edges is supervised this
+    epoch and the rest carry messages, so the model cannot score an edge by finding it in
+    its own neighbourhood (PyG's ``RandomLinkSplit(disjoint_train_ratio=...)``, redrawn
+    every epoch so every edge is supervised over the run).
+    """
+    perm = train[torch.randperm(len(train), generator=gen)]
+    n_sup = max(1, round(len(train) * cfg.train.disjoint_ratio))
+    sup, msg = perm[:n_sup].sort().values, perm[n_sup:].sort().values
+    data = message_graph(graph, msg, cfg.build.reverse_edges)
+    return make_loader(data, graph, sup, cfg, batch_size=batch_size)
+
+
+def shard(edges: Tensor, rank: int, world_size: int, seed: int) -> Tensor:
+    """Worker ``rank``'s equal share of ``edges`` (a seeded permutation cut into
+    ``world_size`` parts; the ``< world_size`` left over are dropped so that every worker
+    runs the same number of batches, as DDP requires)."""
+    if world_size == 1:
+        return edges
+    perm = edges[torch.randperm(len(edges), generator=torch.Generator().manual_seed(seed))]
+    per = len(edges) // world_size
+    return perm[rank * per : (rank + 1) * per].sort().values
+
+
+def worker_edges(graph: Graph, split: EdgeSplit, cfg: JobConfig, ctx: TrainContext) -> Tensor:
+    """This worker's training edges: its :func:`shard`, or for user batches
+    (``multinomial``) the edges of the users ``rank::world_size``."""
+    if cfg.train.loss == "multinomial" and ctx.world_size > 1:
+        return split.train[graph.target_index[0, split.train] % ctx.world_size == ctx.rank]
+    return shard(split.train, ctx.rank, ctx.world_size, cfg.train.seed)
+
+
+def triplet_loader(
+    model: nn.Module,
+    graph: Graph,
+    mine: Tensor,
+    cfg: JobConfig,
+    eval_data: HeteroData,
+    gen: torch.Generator,
+    batch_size: int,
+) -> TripletSampler:
+    """Per-user batches for full-graph and random-walk models (LightGCN, PinSage): BPR
+    triplets, sampled-softmax positives, or whole users (multinomial)."""
+    t = cfg.train
+    ei = graph.target_index[:, mine]
+    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
+    # softmax draws its shared negatives per step, multinomial ranks the whole catalogue
+    negatives = 0 if t.loss in ("softmax", "multinomial") else t.num_negatives
+    hard = t.hard_negatives > 0  # PinSage: negatives near the positive item
+    weights = None
+    if t.low_label_weight != 1.0 and graph.label is not None:
+        thr = cfg.evaluate.positive_threshold
+        weights = label_weights(graph.label[mine], t.low_label_weight, thr)
+    return TripletSampler(
+        ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
+        users_only=t.loss == "multinomial",
+        hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,
+        hard_share=t.hard_negatives,
+        weights=weights,
+    )  # fmt: skip
