@@ -25,7 +25,7 @@ from graphrec.config import JobConfig, to_dict
 from graphrec.environment import environment
 from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
 from graphrec.loaders import extract_cached, make_source
-from graphrec.models import Recommender
+from graphrec.models import Recommender, check_model
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
@@ -70,6 +70,7 @@ def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> 
     again when the folder is renamed into place), and the default name carries a random
     suffix, so runs started at the same instant get folders of their own.
     """
+    check_model(cfg)  # the model's own checks, before any work
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if cfg.write.run_dir:

@@ -82,17 +82,28 @@ def test_a_union_setting_takes_each_of_its_types_and_names_them_when_wrong():
 
 
 def test_model_specific_losses_and_options_are_checked():
+    """The model registry's checks (graphrec.models.check_model), run before any work."""
+    from graphrec.models import check_model
+
+    def check(*overrides):
+        return check_model(load_config(path, list(overrides)))
+
     path = ROOT / "configs/movielens-link.yaml"  # LightGCN, multinomial
-    assert load_config(path).train.loss == "multinomial"
+    assert check().name == "lightgcn"
     with pytest.raises(ConfigError, match="needs model.name=lightgcn or pinsage"):
-        load_config(path, ["model.name=sage"])
+        check("model.name=sage")
     with pytest.raises(ConfigError, match="hard_negatives needs model.name=pinsage"):
-        load_config(path, ["train.hard_negatives=0.5"])
+        check("train.hard_negatives=0.5")
     with pytest.raises(ConfigError, match="ranks items"):
-        load_config(path, ["train.objective=rating", "train.loss=mse"])
+        check("train.objective=rating", "train.loss=mse")
+    with pytest.raises(ConfigError, match=r"model.name='nosuch' is not a model \(have: "):
+        check("model.name=nosuch")
+    with pytest.raises(ConfigError, match="train.disjoint_ratio must be 0"):
+        check("train.disjoint_ratio=0.5")
     pinsage = ["model.name=pinsage", "train.loss=bpr", "train.low_label_weight=1"]
-    cfg = load_config(path, [*pinsage, "train.hard_negatives=0.5"])
-    assert cfg.train.hard_negatives == 0.5
+    assert check(*pinsage, "train.hard_negatives=0.5").name == "pinsage"
+    cfg = load_config(path, [*pinsage, "model.pinsage.top_t=7"])
+    assert cfg.model.pinsage.top_t == 7  # its own section, not sampler.num_neighbors
 
 
 def test_low_label_weight_is_checked():
@@ -103,5 +114,7 @@ def test_low_label_weight_is_checked():
     with pytest.raises(ConfigError, match="needs build.label"):
         load_config(path, ["build.label=null"])
     rating = ROOT / "configs/movielens.yaml"  # SAGE, rating regression
+    from graphrec.models import check_model
+
     with pytest.raises(ConfigError, match="weights the multinomial loss"):
-        load_config(rating, ["train.low_label_weight=0.5"])
+        check_model(load_config(rating, ["train.low_label_weight=0.5"]))

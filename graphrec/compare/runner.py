@@ -33,6 +33,7 @@ from graphrec.build.split import EdgeSplit
 from graphrec.compare import baselines as B
 from graphrec.config import JobConfig, load_config, to_dict
 from graphrec.errors import ConfigError
+from graphrec.models import check_model
 from graphrec.recommend.topk import to_csr, topk_by
 from graphrec.train.batches import TrainInputs
 from graphrec.train.evaluation import positives
@@ -227,6 +228,10 @@ def run_compare(
                     f"compare.models.{name}: {key!r} changes the data or the split; models "
                     "are compared on the same graph (use the top-level config for that)"
                 )
+        try:  # every model's own checks before any work
+            check_model(load_config(config_path, overrides + extra))
+        except ConfigError as exc:
+            raise ConfigError(f"compare.models.{name}: {exc}") from None
     results: dict = {}
     t_all = time.perf_counter()
     for kind in cc.splits:

@@ -24,6 +24,7 @@ from graphrec.distributed.context import TuneContext
 from graphrec.distributed.shared import SharedInputs, put_inputs
 from graphrec.distributed.trainer import init_ray
 from graphrec.errors import ConfigError
+from graphrec.models import check_model
 from graphrec.train.batches import TrainInputs
 from graphrec.train.context import absolute_uri
 from graphrec.train.loop import train_loop_per_worker
@@ -64,6 +65,7 @@ def run_tune(cfg: JobConfig, progress: bool = True) -> dict:
 
     if cfg.mode != "evaluate":
         raise ConfigError("graphrec tune needs mode=evaluate (trials are ranked on validation)")
+    check_model(cfg)
     t = cfg.tune
     graph, split = extract_and_build(cfg, StageClock(), progress)
     init_ray(cfg.distributed.address, quiet=not progress)

@@ -27,14 +27,15 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import LightGCN
 
-from graphrec.build.graph import label_weights
+from graphrec.build.graph import Graph, label_weights
+from graphrec.build.split import EdgeSplit
+from graphrec.config import JobConfig
+from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 
 
 class LightGCNRecommender(nn.Module):
     """Same interface as :class:`~graphrec.models.Recommender` (``encode``, ``score``,
     ``forward``, ``vectors``) on the full graph; ``pairs`` are global ids."""
-
-    full_graph = True
 
     def __init__(
         self,
@@ -126,3 +127,31 @@ class LightGCNRecommender(nn.Module):
     def vectors(self, data) -> tuple[Tensor, Tensor]:
         z = self.encode(data)
         return z[self.user], z[self.item]
+
+
+def build_lightgcn(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> LightGCNRecommender:
+    """LightGCN over the target edges, with the item features where the build made any
+    (``model.item_features``)."""
+    x = graph.x.get(graph.item_type) if cfg.model.item_features else None
+    return LightGCNRecommender(
+        graph.num_nodes[graph.user_type],
+        graph.num_nodes[graph.item_type],
+        cfg.model.embedding_dim,
+        num_layers(cfg),
+        graph.target,
+        item_features=0 if x is None else x.shape[1],
+        low_label_weight=cfg.train.low_label_weight,
+        threshold=cfg.evaluate.positive_threshold,
+    )
+
+
+register(
+    ModelSpec(
+        "lightgcn",
+        build_lightgcn,
+        batches="user",
+        losses=LINK_LOSSES,
+        options=("low_label_weight",),
+        check=ranks_items,
+    )
+)

@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphrec.build.graph import Graph
+from graphrec.build.split import EdgeSplit
+from graphrec.config import JobConfig
+from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 from graphrec.samplers.random_walk import item_neighbourhoods
 
 
 class PinSageRecommender(nn.Module):
-    full_graph = True  # trained from triplet batches, not neighbour-sampled subgraphs
-
     def __init__(
         self,
         num_users: int,
@@ -58,20 +60,6 @@ class PinSageRecommender(nn.Module):
         nn.init.zeros_(self.item_bias.weight)
         self.walks, self.walk_length, self.top_t, self.seed = walks, walk_length, top_t, seed
         self._hood: tuple | None = None
-
-    @classmethod
-    def from_config(cls, cfg, graph, layers: int) -> PinSageRecommender:
-        x = graph.x.get(graph.item_type)
-        return cls(
-            graph.num_nodes[graph.user_type],
-            graph.num_nodes[graph.item_type],
-            0 if x is None else x.shape[1],
-            cfg.model.embedding_dim,
-            layers,
-            graph.target,
-            top_t=cfg.sampler.num_neighbors[0],
-            seed=cfg.train.seed,
-        )
 
     @property
     def device(self) -> torch.device:
@@ -144,3 +132,33 @@ class PinSageRecommender(nn.Module):
         ones = torch.ones(self.num_users, 1, device=self.device)
         users = torch.cat([z[self.user].detach(), ones], 1)
         return users, torch.cat([z[self.item].detach(), self.item_bias.weight.detach()], 1)
+
+
+def build_pinsage(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> PinSageRecommender:
+    """PinSage-style items over random-walk neighbourhoods (``model.pinsage``)."""
+    x = graph.x.get(graph.item_type)
+    p = cfg.model.pinsage
+    return PinSageRecommender(
+        graph.num_nodes[graph.user_type],
+        graph.num_nodes[graph.item_type],
+        0 if x is None else x.shape[1],
+        cfg.model.embedding_dim,
+        num_layers(cfg),
+        graph.target,
+        walks=p.walks,
+        walk_length=p.walk_length,
+        top_t=p.top_t,
+        seed=cfg.train.seed,
+    )
+
+
+register(
+    ModelSpec(
+        "pinsage",
+        build_pinsage,
+        batches="user",
+        losses=LINK_LOSSES,
+        options=("hard_negatives",),
+        check=ranks_items,
+    )
+)

@@ -1,4 +1,5 @@
-"""Encoder + decoder as one module, and the name lookup that builds it from config."""
+"""Heterogeneous GraphSAGE as a recommender (``model.name: sage``): encoder + decoder as one
+module, built from the graph and the config, and its registry entry."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from graphrec.config import ModelConfig
+from graphrec.build.graph import Graph, message_graph
+from graphrec.build.split import EdgeSplit
+from graphrec.config import JobConfig, ModelConfig
 from graphrec.models.decoders import DotDecoder
+from graphrec.models.registry import RATING_LOSSES, ModelSpec, num_layers, register
 from graphrec.models.sage import HeteroSAGE
-
-ENCODERS = {"sage": HeteroSAGE}
 
 
 class Recommender(nn.Module):
@@ -82,7 +84,7 @@ def build_model(
     """The configured encoder + decoder; ``nccl``: trained by GPU workers (no sparse
     gradients)."""
     sparse = use_sparse_embeddings(cfg.sparse_embeddings, num_nodes, nccl)
-    encoder = ENCODERS[cfg.name](
+    encoder = HeteroSAGE(
         num_nodes,
         feature_dims,
         edge_types,
@@ -96,3 +98,32 @@ def build_model(
     user, _, item = target
     decoder = DotDecoder(num_nodes[user], num_nodes[item], init_mean, sparse)
     return Recommender(encoder, decoder, user, item)
+
+
+def build_sage(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
+    """Heterogeneous GraphSAGE over every edge type of the training message graph; for
+    ratings the decoder's global bias starts at the mean training rating."""
+    rating = cfg.train.objective == "rating"
+    init_mean = float(graph.label[split.train].mean()) if rating else 0.0
+    edge_types = message_graph(graph, split.train[:0], cfg.build.reverse_edges).edge_types
+    return build_model(
+        cfg.model,
+        graph.num_nodes,
+        {t: x.shape[1] for t, x in graph.x.items()},
+        edge_types,
+        graph.target,
+        num_layers(cfg),
+        init_mean,
+        nccl=cfg.distributed.workers > 0 and cfg.distributed.use_gpu,
+    )
+
+
+register(
+    ModelSpec(
+        "sage",
+        build_sage,
+        batches="neighbor",
+        losses=(*RATING_LOSSES, "bce", "bpr"),
+        options=("disjoint_ratio",),
+    )
+)

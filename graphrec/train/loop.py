@@ -28,7 +28,7 @@ from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.errors import RunError, warn
-from graphrec.models.recommender import Recommender, build_model
+from graphrec.models.registry import RecommenderModel, build, model_spec
 from graphrec.train.batches import (
     disjoint_loader,
     make_loader,
@@ -53,7 +53,7 @@ class TrainResult:
     stats: dict = field(default_factory=dict)
 
 
-def train_loop_per_worker(config: dict) -> tuple[Recommender, TrainResult]:
+def train_loop_per_worker(config: dict) -> tuple[RecommenderModel, TrainResult]:
     """The whole training stage of one worker; a single process and Ray Train call it alike.
 
     ``config``: ``cfg`` (the :class:`JobConfig`), ``inputs`` (:class:`TrainInputs`, or a
@@ -71,37 +71,9 @@ def train_loop_per_worker(config: dict) -> tuple[Recommender, TrainResult]:
     return model, result
 
 
-def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
-    """The configured model for ``graph``: one layer per sampler hop (or ``model.layers``);
-    for ratings the decoder's global bias starts at the mean training rating."""
-    layers = cfg.model.layers or len(cfg.sampler.num_neighbors)
-    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
-    if cfg.model.name == "lightgcn":
-        from graphrec.models.lightgcn import LightGCNRecommender
-
-        x = graph.x.get(graph.item_type) if cfg.model.item_features else None
-        return LightGCNRecommender(
-            n_users, n_items, cfg.model.embedding_dim, layers, graph.target,
-            item_features=0 if x is None else x.shape[1],
-            low_label_weight=cfg.train.low_label_weight,
-            threshold=cfg.evaluate.positive_threshold,
-        )  # fmt: skip
-    if cfg.model.name == "pinsage":
-        from graphrec.models.pinsage import PinSageRecommender
-
-        return PinSageRecommender.from_config(cfg, graph, layers)
-    init_mean = float(graph.label[split.train].mean()) if cfg.train.objective == "rating" else 0.0
-    edge_types = message_graph(graph, split.train[:0], cfg.build.reverse_edges).edge_types
-    return build_model(
-        cfg.model,
-        graph.num_nodes,
-        {t: x.shape[1] for t, x in graph.x.items()},
-        edge_types,
-        graph.target,
-        layers,
-        init_mean,
-        nccl=cfg.distributed.workers > 0 and cfg.distributed.use_gpu,
-    )
+def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> RecommenderModel:
+    """The configured model for ``graph``, built by its registry entry."""
+    return build(graph, split, cfg)
 
 
 @contextmanager
@@ -120,7 +92,7 @@ def deterministic_algorithms(on: bool):
 
 
 def train_loop(
-    model: Recommender,
+    model: RecommenderModel,
     graph: Graph,
     split: EdgeSplit,
     cfg: JobConfig,
@@ -147,7 +119,7 @@ def train_loop(
         mine = worker_edges(graph, split, cfg, ctx)
         batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
         gen = torch.Generator().manual_seed(t.seed + ctx.rank)
-        if getattr(model, "full_graph", False):
+        if model_spec(cfg.model.name).batches == "user":
             loader = triplet_loader(model, graph, mine, cfg, eval_data, gen, batch_size)
         else:
             loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
