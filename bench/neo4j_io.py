@@ -182,7 +182,7 @@ def main() -> None:
     from graphrec.connectors.embedded import EmbeddedNeo4j
     from graphrec.loaders import extract
     from graphrec.loaders.files import FileSource
-    from graphrec.sinks.neo4j_graph import load_graph
+    from graphrec.loaders.neo4j_load import load_graph
     from graphrec.synth import synth_graph
 
     work = Path(tempfile.mkdtemp(prefix="graphrec-bench-"))

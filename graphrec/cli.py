@@ -291,7 +291,7 @@ def _load(args: argparse.Namespace) -> int:
     from graphrec.config import load_config
     from graphrec.loaders import extract
     from graphrec.loaders.files import FileSource
-    from graphrec.sinks.neo4j_graph import load_graph
+    from graphrec.loaders.neo4j_load import load_graph
 
     cfg = load_config(args.config, args.overrides)
     files = dataclasses.replace(cfg.extract, source="files")

@@ -13,8 +13,8 @@ from graphrec.job import run_job
 from graphrec.loaders import extract
 from graphrec.loaders.files import FileSource
 from graphrec.loaders.neo4j import Neo4jSource
+from graphrec.loaders.neo4j_load import load_graph
 from graphrec.sinks.neo4j import Neo4jSink
-from graphrec.sinks.neo4j_graph import load_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.neo4j

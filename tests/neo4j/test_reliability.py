@@ -29,8 +29,8 @@ from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
 from graphrec.loaders import extract
 from graphrec.loaders.extract import GraphTables
 from graphrec.loaders.neo4j import Neo4jSource
+from graphrec.loaders.neo4j_load import load_graph
 from graphrec.sinks.neo4j import Neo4jSink
-from graphrec.sinks.neo4j_graph import load_graph
 
 pytestmark = pytest.mark.neo4j
 
