@@ -27,9 +27,10 @@ import threading
 import warnings
 from pathlib import Path
 
-from graphrec.errors import GraphRecError, Interrupted
+from graphrec.errors import PENDING, GraphRecError, Interrupted
 
 DEFAULT_CONFIG = Path("configs/movielens.yaml")
+OUT_OF_MEMORY = ("can't allocate memory", "CUDA out of memory", "out of memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a folder that cannot be written
         print(f"graphrec: error: {_os_error(exc)}", file=sys.stderr)
         return 1
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc)
+        if not isinstance(exc, MemoryError) and not any(s in text for s in OUT_OF_MEMORY):
+            raise  # a bug: its traceback is what a report needs
+        print(
+            "graphrec: error: out of memory (a model, batch or k too large for this machine: "
+            f"{_one_line(exc)[:160]}); nothing was written",
+            file=sys.stderr,
+        )
+        return 1
     except (Interrupted, KeyboardInterrupt) as exc:
         if not isinstance(exc, Interrupted):
             exc = Interrupted(signal.SIGINT)
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return exc.exit_code
     finally:  # main() may be called from other code (tests): give its handlers back
+        PENDING.clear()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -164,6 +176,7 @@ def _handle_signals() -> dict:
     def interrupt(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        PENDING.append(signum)  # if this raise is swallowed, the next step raises it again
         raise Interrupted(signum)
 
     if threading.current_thread() is not threading.main_thread():
@@ -276,8 +289,13 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    import math
+
+    from graphrec.errors import ConfigError
     from graphrec.synth import synth_graph
 
+    if not math.isfinite(args.edges):
+        raise ConfigError(f"synth: --edges {args.edges} is not a number of edges")
     stats = synth_graph(
         args.out, int(args.edges), args.users, args.items, args.seed, progress=not args.quiet
     )

@@ -28,8 +28,11 @@ from graphrec.errors import ConfigError
 from graphrec.redact import has_userinfo, redact_uri
 
 PROPERTY_TYPES = ("string", "float", "int")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "Movie\n" does not pass
 """What a database label, relationship type or property name may be (it is quoted too)."""
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+"""What a run name or run id may be: it names a folder, so no separators, no dot-files."""
+INT64 = 2**63
 NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
@@ -178,7 +181,7 @@ class ExtractConfig:
 
 
 def _identifier(name: str, where: str) -> None:
-    if not IDENTIFIER.match(name):
+    if not IDENTIFIER.match(name):  # anchored at both ends (\Z)
         raise ConfigError(f"{where} {name!r} is not a valid database name ([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -592,10 +595,15 @@ class JobConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
-        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", self.name):
+        if not FOLDER_NAME.match(self.name):
             raise ConfigError(
                 f"name={self.name!r}: letters, digits, '_', '.' and '-' only (it names the "
                 "run folder), not starting with '.' or '-'"
+            )
+        if self.train.run_id is not None and not FOLDER_NAME.match(self.train.run_id):
+            raise ConfigError(
+                f"train.run_id={self.train.run_id!r}: letters, digits, '_', '.' and '-' only "
+                "(it names a folder under train.checkpoint_path), not starting with '.' or '-'"
             )
         if self.extract.source == "neo4j":
             self.extract.check_identifiers()
@@ -653,17 +661,43 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {str(path)!r} is a folder: name a YAML file")
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: byte {exc.start} is not UTF-8 text (save the config as UTF-8)"
+            ) from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}{where}: not valid YAML: {what}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     for item in overrides or []:
         apply_override(data, item)
     return from_dict(JobConfig, data, "")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last
+    silently, so a typo'd copy of a section would win unseen)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
@@ -760,6 +794,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise ConfigError(f"{where}={value!r}: expected {tp.__name__}")
+        if tp is int and not -INT64 <= value < INT64:
+            raise ConfigError(f"{where}={value!r}: expected an integer within int64")
         return value
     return value
 

@@ -55,6 +55,19 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+PENDING: list[int] = []
+"""Signals that arrived in this process (the CLI's handler notes them before it raises)."""
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` for a signal that arrived before. The handler raises where
+    the main thread is; when that is a finalizer (a DataLoader iterator's ``__del__`` joining
+    its workers), Python prints "Exception ignored" and goes on, so long loops call this
+    between steps to stop all the same."""
+    if PENDING:
+        raise Interrupted(PENDING[0])
+
+
 def warn(message: str) -> None:
     """One line on stderr that does not stop the run: ``graphrec: warning: ...``."""
     import sys

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import resource
 import secrets
 import time
@@ -26,6 +25,7 @@ from graphrec.environment import environment
 from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
 from graphrec.loaders import extract_cached, make_source
 from graphrec.models import Recommender, check_model
+from graphrec.outputs import finite_or_null
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import to_csr, topk_unseen
 from graphrec.sinks import make_sink, make_sinks
@@ -193,23 +193,6 @@ def _checkpoint_hint(cfg: JobConfig) -> str | None:
         f"its checkpoints are kept in {newest[1].rsplit('/', 1)[0]} "
         f"(continue: graphrec train --resume train.run_id={t.run_id})"
     )
-
-
-def finite_or_null(value, key: str = "") -> tuple:
-    """``value`` with every non-finite float replaced by None, and the keys replaced: a
-    metric that could not be computed is an explicit null, never a NaN shown as a number."""
-    if isinstance(value, dict):
-        out, nulls = {}, []
-        for k, v in value.items():
-            out[k], sub = finite_or_null(v, f"{key}.{k}" if key else str(k))
-            nulls += sub
-        return out, nulls
-    if isinstance(value, (list, tuple)):
-        items = [finite_or_null(v, f"{key}[{i}]") for i, v in enumerate(value)]
-        return [v for v, _ in items], [n for _, sub in items for n in sub]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None, [key]
-    return value, []
 
 
 def extract_and_build(cfg: JobConfig, clock: StageClock, progress: bool) -> tuple[Graph, EdgeSplit]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
-# scheme://userinfo@  (userinfo: anything up to the first @ without / or whitespace)
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
+# scheme://userinfo@  (userinfo: everything up to the LAST @ of the URI, so a password
+# holding '/' or '@' is masked whole; a rare '@' in a query masks more, never less)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"]*@")
 # a query parameter whose name says secret: ?password=..., &auth_token=..., ;apiKey=...
 _SECRET_PARAM = re.compile(
     r"([?&;][^=&#\s?;]*(?:pass|pwd|secret|token|credential|key|auth)[^=&#\s?;]*=)"

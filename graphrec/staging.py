@@ -54,7 +54,6 @@ def staged_dir(final: str | Path, exists: Literal["error", "keep"] = "error") ->
             )
         )
         yield work
-        (work / MARKER).unlink()
         try:
             final.mkdir()  # atomic reservation: fails when anything has the name
         except FileExistsError:
@@ -66,6 +65,7 @@ def staged_dir(final: str | Path, exists: Literal["error", "keep"] = "error") ->
                 "this run's output discarded"
             ) from None
         os.replace(work, final)  # over the empty folder reserved just above
+        (final / MARKER).unlink()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -80,18 +80,22 @@ def leftover_staging(parent: str | Path) -> list[tuple[Path, dict]]:
     found = []
     host = socket.gethostname()
     for path in parent.glob(".*.partial-*"):
-        marker = path / MARKER
+        if path.is_symlink() or not path.is_dir():
+            continue  # graphrec makes real folders only
         try:
-            info = json.loads(marker.read_text())
+            info = json.loads((path / MARKER).read_text())
         except (OSError, ValueError):
             continue  # not made by graphrec (or unreadable): never touched
-        if info.get("host") == host and _alive(int(info.get("pid", -1))):
+        if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+            continue  # a marker graphrec did not write
+        if info.get("host") == host and alive(info["pid"]):
             continue  # a run still writing it
         found.append((path, info))
-    return sorted(found, key=lambda f: f[1].get("started", 0))
+    started = lambda f: f[1]["started"] if isinstance(f[1].get("started"), (int, float)) else 0
+    return sorted(found, key=started)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:

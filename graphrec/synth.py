@@ -25,6 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from graphrec.errors import ConfigError
+from graphrec.staging import staged_dir
+
 CATEGORIES = [
     "Action",
     "Adventure",
@@ -94,12 +97,33 @@ def synth_graph(
     chunk_edges: int = 2_000_000,
     progress: bool = True,
 ) -> dict:
-    """Generate about ``edges`` ratings; returns counts and seconds (also in ``synth.json``)."""
-    t0 = time.perf_counter()
+    """Generate about ``edges`` ratings into the new folder ``out``; returns counts and
+    seconds (also in ``synth.json``). The folder appears whole or not at all (an interrupted
+    run leaves no truncated graph behind), and an existing ``out`` is refused."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     n_users = users or max(100, edges // 50)
     n_items = items or max(200, edges // 200)
+    for flag, value, low in (
+        ("--edges", edges, 1000), ("--users", n_users, 1), ("--items", n_items, 2),
+        ("--seed", seed, 0),
+    ):  # fmt: skip
+        if value < low:
+            raise ConfigError(f"synth: {flag} {value} must be >= {low}")
+    if n_users * (n_items // 2) < edges:
+        raise ConfigError(
+            f"synth: {edges:,} edges do not fit {n_users:,} users x {n_items:,} items (each "
+            f"user rates at most half the items: {n_users * (n_items // 2):,} pairs)"
+        )
+    if out.exists() or out.is_symlink():
+        raise ConfigError(f"synth: {out} already exists: name a new folder (--out)")
+    with staged_dir(out) as work:
+        return _synth(work, edges, n_users, n_items, seed, chunk_edges, progress)
+
+
+def _synth(
+    out: Path, edges: int, n_users: int, n_items: int, seed: int, chunk_edges: int, progress: bool
+) -> dict:
+    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
 
     # activity: Pareto weights scaled to the edge budget, at least 1, at most half the items

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphrec"
 
 # stage of each top-level module or subpackage of graphrec; higher may import lower
 STAGES = {
-    "errors": 0, "redact": 0, "config": 0, "staging": 0,
+    "errors": 0, "redact": 0, "config": 0, "staging": 0, "outputs": 0,
     "connectors": 1, "loaders": 1,
     "build": 2,
     "samplers": 3, "models": 3, "train": 3,

@@ -63,6 +63,20 @@ class Graph:
     def target_index(self) -> torch.Tensor:
         return self.edge_index[self.target]
 
+    def ids_digest(self) -> str:
+        """A digest of every node type's ids in order: equal only when position ``k`` of
+        each type is the same node (what a checkpoint's embedding rows refer to)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for ntype in sorted(self.node_ids):
+            ids = self.node_ids[ntype]
+            h.update(f"{ntype}:{len(ids)}:{ids.type}".encode())
+            for buf in ids.buffers():
+                if buf is not None:
+                    h.update(memoryview(buf))
+        return h.hexdigest()
+
     def write_id_maps(self, folder: Path) -> None:
         """``folder/id_map/<type>.parquet``: column ``id``, row = contiguous id. Run
         folders and training checkpoints carry them, so scores map back to source ids."""

@@ -10,6 +10,7 @@ from graphrec.compare.runner import (
     paired_bootstrap,
     paired_margin,
 )
+from graphrec.outputs import write_text_atomic
 
 COLUMNS = [
     ("recall@10", "Recall@10"),
@@ -42,7 +43,8 @@ def verdicts(results: dict, model_names: list[str]) -> list[str]:
     a bootstrap interval over test users), rating models vs the bias baseline on RMSE, and
     who is below popularity (and whether by more than the test users explain)."""
     lines = []
-    ok = {n: r for n, r in results.items() if "mean" in r}
+    # a method whose NDCG@20 could not be computed (no test positives) has no verdict
+    ok = {n: r for n, r in results.items() if "ndcg@20" in r.get("mean", {})}
     gnns = [n for n in model_names if n in ok]
     ranking = [b for b in RANKING_BASELINES if b in ok]
     if gnns and ranking:
@@ -153,4 +155,4 @@ def write_report(out: dict, path: Path, model_names: list[str]) -> None:
             )
         )
         lines.append("")
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")

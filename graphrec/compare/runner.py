@@ -32,8 +32,9 @@ from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.compare import baselines as B
 from graphrec.config import JobConfig, load_config, to_dict
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, warn
 from graphrec.models import check_model
+from graphrec.outputs import finite_or_null, write_text_atomic
 from graphrec.recommend.topk import to_csr, topk_by
 from graphrec.train.batches import TrainInputs
 from graphrec.train.evaluation import positives
@@ -272,7 +273,10 @@ def run_compare(
     }
     folder = Path(cc.out)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"quality-{base.name}.json").write_text(dump_results(out))
+    out, nulls = finite_or_null(out)
+    if nulls:
+        warn(f"not computable on these splits, written as null: {', '.join(nulls[:6])}")
+    write_text_atomic(folder / f"quality-{base.name}.json", dump_results(out))
     md = folder / f"quality-{base.name}.md"
     write_report(out, md, model_names=list(cc.models))
     return out, md
@@ -282,7 +286,7 @@ def dump_results(out: dict) -> str:
     """Indented JSON, except that lists of numbers (the per-user values) stay on one line.
     Only arrays the indenter broke over lines are joined (a string never holds a raw line
     break in JSON), so text such as an override ``compare.seeds=[0,1]`` is left as it is."""
-    text = json.dumps(out, indent=2, default=str)
+    text = json.dumps(out, indent=2, default=str, allow_nan=False)
     number = r"-?[\d.eE+-]+"
     return re.sub(
         rf"\[\n\s*({number}(?:,\n\s*{number})*)\n\s*\]",

@@ -35,6 +35,7 @@ from graphrec.train.context import (
     absolute_uri,
     claim_run,
     join_uri,
+    lock_run,
     newest_checkpoint,
     open_run,
     resolve_run_id,
@@ -70,6 +71,19 @@ def fit(
     if t.resume and newest_checkpoint(run_uri) is None:
         raise ConfigError(f"train.resume: no checkpoint under {storage}/{run_id}")
     claim_run(cfg, *pafs.FileSystem.from_uri(run_uri))
+    lock = lock_run(run_uri, run_id)
+    try:
+        return _fit(inputs, cfg, progress, storage, run_id, run_uri)
+    finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+
+
+def _fit(
+    inputs: TrainInputs, cfg: JobConfig, progress: bool, storage: str, run_id: str, run_uri: str
+) -> tuple[Recommender, TrainResult]:
+    """``fit`` once the run is opened, claimed and locked."""
+    d, t = cfg.distributed, cfg.train
     # Ray Train restores a run from its storage folder when the run name is reused, so
     # resuming is starting the same run_id again; a new run gets a new run_id.
     trainer = TorchTrainer(

@@ -5,6 +5,7 @@ worker's shard of the training edges, and the inputs every worker receives.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,7 @@ def make_loader(
         batch_size=batch_size or cfg.sampler.batch_size,
         shuffle=shuffle,
         num_workers=cfg.sampler.num_workers,
+        worker_init_fn=ignore_signals if cfg.sampler.num_workers else None,
         neighbor_sampler=sampler,
     )
 
@@ -133,3 +135,45 @@ def triplet_loader(
         hard_share=t.hard_negatives,
         weights=weights,
     )  # fmt: skip
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def ignore_signals(worker_id: int) -> None:
+    """In a DataLoader worker process: ignore SIGINT and SIGTERM. A Ctrl-C or a SIGTERM to
+    the process group reaches the workers too; the main process turns it into one line and
+    shuts its workers down, which must not print tracebacks of their own meanwhile. The
+    workers start with the signals blocked (:func:`start_batches`), so none arrives before
+    this runs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def start_batches(loader):
+    """``iter(loader)``; when that forks worker processes, with SIGINT and SIGTERM blocked
+    meanwhile (a signal then waits for the workers to be set up, and reaches this process
+    right after)."""
+    if not getattr(loader, "num_workers", 0):
+        return iter(loader)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def finish_batches(it) -> None:
+    """Shut an epoch's batch iterator down now, with SIGINT and SIGTERM blocked: left to
+    the garbage collector, its worker shutdown can meet a signal inside ``__del__``, where
+    Python prints the exception and carries on. A signal that arrives meanwhile is raised
+    right after, in ordinary code."""
+    shutdown = getattr(it, "_shutdown_workers", None)  # PyTorch's multi-process iterator
+    if shutdown is None:
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        shutdown()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import pickle
 import re
 import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 
 from graphrec.config import JobConfig, to_dict
 from graphrec.errors import ConfigError, RunError, warn
+from graphrec.staging import alive
 
 CHECKPOINT_PREFIX = "checkpoint_epoch_"
 RUN_FILE = "run.json"
@@ -48,6 +51,10 @@ class TrainContext:
     def __init__(self, cfg: JobConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
         self.device = device or resolve_device(cfg.train.device)
+        self.data_digest: str | None = None
+        """The graph's :meth:`~graphrec.build.graph.Graph.ids_digest`, set by the loop: a
+        checkpoint of other data (other node ids at the same rows) is never resumed."""
+        self._lock: Path | None = None
         self.run_uri: str | None = None
         if cfg.train.checkpoint_path is not None:
             self.run_uri = join_uri(cfg.train.checkpoint_path, resolve_run_id(cfg))
@@ -74,6 +81,7 @@ class TrainContext:
         before the first epoch: it also checks that the run folder is this run's."""
         if self.owns_run and self.run_uri is not None:
             open_run(self.cfg, self.run_uri)
+            self._lock = lock_run(self.run_uri, self.cfg.train.run_id)
         if not self.cfg.train.resume or self.run_uri is None:
             yield None
             return
@@ -89,12 +97,29 @@ class TrainContext:
             except (OSError, ValueError) as exc:
                 warn(f"checkpoint {src} cannot be used ({_first_line(exc)}); trying the one before")
                 continue
+            if self.data_digest and state.get("data_digest") not in (None, self.data_digest):
+                raise ConfigError(
+                    f"train.resume: run {self.cfg.train.run_id} was trained on other data (the "
+                    "node ids differ: the source or its snapshot changed): start a new run"
+                )
             yield state
             return
         raise ConfigError(
             f"train.resume: no intact checkpoint under {self.run_uri} (set train.run_id to the "
             "run to continue, or drop --resume)"
         )
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the whole training: the run's lock (taken when it is opened) is given
+        back at the end, however training ends."""
+        try:
+            yield
+        finally:
+            if self._lock is not None:
+                with contextlib.suppress(OSError):
+                    self._lock.unlink()
+                self._lock = None
 
     def report(self, metrics: dict, epoch: int, write: Callable[[Path], None] | None) -> None:
         """End of an epoch: ``write(folder)`` fills a checkpoint (rank 0), which is saved.
@@ -109,10 +134,13 @@ class TrainContext:
         partial = f"{base}/.{name}.partial"
         try:
             claim_run(self.cfg, fs, base)
-            with tempfile.TemporaryDirectory(prefix="graphrec-ckpt-") as tmp:
-                write(Path(tmp))
-                fs.create_dir(partial, recursive=True)
-                pafs.copy_files(tmp, partial, destination_filesystem=fs)
+            fs.create_dir(partial, recursive=True)
+            if isinstance(fs, pafs.LocalFileSystem):  # straight into place: no temp copy
+                write(Path(partial))
+            else:  # object storage: written locally, then uploaded
+                with tempfile.TemporaryDirectory(prefix="graphrec-ckpt-") as tmp:
+                    write(Path(tmp))
+                    pafs.copy_files(tmp, partial, destination_filesystem=fs)
             with contextlib.suppress(FileNotFoundError, OSError):
                 fs.delete_dir(f"{base}/{name}")
             fs.move(partial, f"{base}/{name}")
@@ -209,6 +237,40 @@ def open_run(cfg: JobConfig, run_uri: str) -> None:
         )
 
 
+def lock_run(run_uri: str, run_id: str) -> Path | None:
+    """Take ``run.lock`` in a local run folder (``O_EXCL``: one process at a time trains a
+    run id); a lock whose process is gone on this host is taken over with a warning. Object
+    storage has no such primitive: there, one trainer per run id is the operator's rule."""
+    fs, base = pafs.FileSystem.from_uri(run_uri)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return None
+    path = Path(base) / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(path.read_text())
+            except (OSError, ValueError):
+                other = {}
+            other = other if isinstance(other, dict) else {}
+            pid = other.get("pid")
+            if other.get("host") != me["host"] or (isinstance(pid, int) and alive(pid)):
+                raise ConfigError(
+                    f"train.run_id={run_id} is being trained now by pid {pid} on host "
+                    f"{other.get('host')!r} ({path}): one process per run id"
+                ) from None
+            warn(f"{path}: taking over the lock of pid {pid}, which is gone")
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me))
+        return path
+    raise ConfigError(f"train.run_id={run_id}: could not take {path}")
+
+
 def check_same_run(cfg: JobConfig, fs: pafs.FileSystem, base: str, run_id: str) -> None:
     """Refuse to resume ``run_id`` unless it was trained with this config's settings."""
     info = read_run(fs, base)
@@ -297,7 +359,7 @@ def resolve_run_id(cfg: JobConfig) -> str:
             f"train.resume: no run of this config under {t.checkpoint_path}{others}: "
             "set train.run_id, or drop --resume"
         )
-    t.run_id = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    t.run_id = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     return t.run_id
 
 

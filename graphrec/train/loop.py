@@ -27,11 +27,13 @@ from tqdm.auto import tqdm
 from graphrec.build.graph import Graph, message_graph
 from graphrec.build.split import EdgeSplit
 from graphrec.config import JobConfig
-from graphrec.errors import RunError, warn
+from graphrec.errors import RunError, raise_if_interrupted, warn
 from graphrec.models.registry import RecommenderModel, build, model_spec
 from graphrec.train.batches import (
     disjoint_loader,
+    finish_batches,
     make_loader,
+    start_batches,
     triplet_loader,
     worker_edges,
 )
@@ -105,9 +107,10 @@ def train_loop(
     ``data``: the training message graph (``message_graph(graph, split.train)``), when the
     caller already holds it (shared memory in distributed runs).
     """
-    with deterministic_algorithms(cfg.train.deterministic):
+    ctx = ctx or TrainContext(cfg, resolve_device(cfg.train.device))
+    ctx.data_digest = graph.ids_digest()
+    with deterministic_algorithms(cfg.train.deterministic), ctx.running():
         t = cfg.train
-        ctx = ctx or TrainContext(cfg, resolve_device(t.device))
         device = ctx.device
         torch.manual_seed(t.seed + ctx.rank)
         model.to(device)
@@ -156,9 +159,10 @@ def train_loop(
             t0 = time.perf_counter()
             sample_s = compute_s = 0.0
             loss_sum, n_lab, n_batches = 0.0, 0, 0
-            it = iter(loader)
+            it = start_batches(loader)
             bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
             while n_batches < steps:
+                raise_if_interrupted()
                 ts = time.perf_counter()
                 batch = next(it)
                 tc = time.perf_counter()
@@ -181,6 +185,7 @@ def train_loop(
                 n_batches += 1
                 bar.update()
                 bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
+            finish_batches(it)
             bar.close()
             train_s = time.perf_counter() - t0
             row = epoch_row(
@@ -240,6 +245,7 @@ def train_loop(
                         "epoch": epoch,
                         "restores": restores,
                         "config_digest": settings_digest(cfg),
+                        "data_digest": ctx.data_digest,
                     }
                     write = functools.partial(save_train_state, state=state, graph=graph, cfg=cfg)
             ctx.report({k: v for k, v in row.items() if k != "workers"}, epoch, write)

@@ -229,7 +229,7 @@ def test_identifiers_from_config_are_checked(movielens_in_neo4j):
     cfg, _ = movielens_in_neo4j
     nodes = dict(cfg.extract.nodes)
     nodes["movie"] = dataclasses.replace(nodes["movie"], label="Movie`) DETACH DELETE (x")
-    with pytest.raises(ConfigError, match="extract.nodes.movie: label .* is not a valid Neo4j"):
+    with pytest.raises(ConfigError, match=r"movie.label .* is not a valid database name"):
         Neo4jSource(dataclasses.replace(cfg.extract, nodes=nodes))
 
 

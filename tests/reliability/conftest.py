@@ -60,9 +60,23 @@ def tiny(tmp_path: Path, monkeypatch):
     return path, data
 
 
+_CHILDREN: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_children():
+    """A failed test leaves no child process running (and eating the CPU of the rest)."""
+    yield
+    while _CHILDREN:
+        proc = _CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def child(args: list[str], cwd: Path, **kw) -> subprocess.Popen:
     """``graphrec ARGS`` as a real child process (its own Python, real signals)."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "graphrec", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -70,3 +84,5 @@ def child(args: list[str], cwd: Path, **kw) -> subprocess.Popen:
         text=True,
         **kw,
     )
+    _CHILDREN.append(proc)
+    return proc

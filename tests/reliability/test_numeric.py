@@ -75,7 +75,7 @@ def test_sinks_refuse_non_finite_scores(tmp_path, bad):
 
 
 def test_finite_or_null_replaces_every_non_finite_number():
-    from graphrec.job import finite_or_null
+    from graphrec.outputs import finite_or_null
 
     clean, nulls = finite_or_null(
         {"a": 1.0, "b": math.nan, "c": {"d": math.inf, "e": [1.0, -math.inf]}, "f": "nan"}

@@ -146,3 +146,70 @@ def test_resume_of_a_run_without_run_file_is_refused(tiny, tmp_path, capsys):
     rc, _, err = _train(capsys, path, "--resume", f"train.run_id={run_id}", "write.run_dir=")
     assert rc == 2
     assert_one_line(err, "has no readable run.json")
+
+
+def _append_user(root):
+    with open(root / "ratings.csv", "a") as f:
+        f.write("99,103,4.0,1000999\n")
+
+
+def _rename_user(root):
+    lines = (root / "ratings.csv").read_text().splitlines()
+    lines[1:] = [("100" + line[1:]) if line.startswith("1,") else line for line in lines[1:]]
+    (root / "ratings.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("change", [_append_user, _rename_user], ids=["new user", "renamed user"])
+def test_resume_on_changed_data_is_refused(tiny, tmp_path, capsys, change):
+    """The data changed between the stop and the resume (a nightly source): the
+    checkpoint's embedding rows would belong to other nodes, so it is refused."""
+    path, _ = tiny
+    rc, first, _ = _train(capsys, path, "train.epochs=1", "write.run_dir=")
+    assert rc == 0
+    change(tmp_path / "data")
+    before = tree(tmp_path / "checkpoints")
+    rc, _, err = _train(
+        capsys, path, "--resume", f"train.run_id={first['train']['run_id']}", "train.epochs=3",
+        "write.run_dir=",
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line(err, "was trained on other data", "start a new run")
+    assert tree(tmp_path / "checkpoints") == before
+
+
+def test_a_run_id_being_trained_is_refused(tiny, tmp_path, capsys):
+    """One process per run id: a second trainer of the same run (a retried Job while the
+    first still runs) is refused before it touches the checkpoints."""
+    import os
+    import socket
+
+    path, _ = tiny
+    rc, first, _ = _train(capsys, path, "train.epochs=1", "write.run_dir=")
+    run = tmp_path / "checkpoints" / first["train"]["run_id"]
+    lock = run / "run.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    before = tree(tmp_path / "checkpoints")
+    rc, _, err = _train(
+        capsys, path, "--resume", f"train.run_id={run.name}", "train.epochs=2", "write.run_dir="
+    )
+    assert rc == 2
+    assert_one_line(err, f"train.run_id={run.name} is being trained now by pid {os.getpid()}")
+    assert tree(tmp_path / "checkpoints") == before
+
+
+def test_a_stale_run_lock_is_taken_over(tiny, tmp_path, capsys):
+    import socket
+
+    from tests.reliability.test_run_folders import _dead_pid
+
+    path, _ = tiny
+    rc, first, _ = _train(capsys, path, "train.epochs=1", "write.run_dir=")
+    run = tmp_path / "checkpoints" / first["train"]["run_id"]
+    (run / "run.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid()}))
+    rc, resumed, err = _train(
+        capsys, path, "--resume", f"train.run_id={run.name}", "train.epochs=2", "write.run_dir="
+    )
+    assert rc == 0, err
+    assert any("taking over the lock" in line for line in err)
+    assert resumed["train"]["restored_from_epochs"] == [1]
+    assert not (run / "run.lock").exists()  # given back at the end

@@ -139,3 +139,27 @@ def test_a_killed_run_leaves_a_staging_folder_that_is_named_then_cleaned(tiny, t
     assert not left[0].exists()
     assert (tmp_path / "run2" / "manifest.json").is_file()
     assert tree(tmp_path / "data") == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_to_the_process_group_with_sampler_workers(tiny, tmp_path, signum):
+    """Ctrl-C in a terminal (or ``kill -- -PGID``) reaches the DataLoader workers too:
+    still one line and 130/143, no worker tracebacks."""
+    path, _ = tiny
+    args = [
+        "train",
+        "--config",
+        str(path),
+        "--quiet",
+        "train.epochs=100000",
+        "sampler.num_workers=2",
+    ]
+    proc = child(args, tmp_path, start_new_session=True)
+    _wait_for_checkpoint(tmp_path / "checkpoints", proc)
+    os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 128 + signum, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"graphrec: interrupted by {signal.Signals(signum).name}")
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
