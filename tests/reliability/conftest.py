@@ -8,6 +8,7 @@ which fail before any heavy work) or as a real child process (signals).
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,18 @@ from tests.conftest import tiny_config_dict, write_tiny_graph
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (relative path -> sha256): to show nothing was lost."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    """Everything under ``root`` (relative path -> sha256 of a file, 'dir', or the target of
+    a link): to show that nothing was lost or changed."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = f"link to {os.readlink(path)}"
+        elif path.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, list[str]]:
