@@ -43,10 +43,14 @@ def staged_dir(final: str | Path, exists: Literal["error", "keep"] = "error") ->
     keeps the existing one and discards this one.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(final.parent)
     host = socket.gethostname()
     work = final.with_name(f".{final.name}.partial-{host}-{os.getpid()}-{secrets.token_hex(4)}")
-    work.mkdir()
+    try:
+        work.mkdir()
+    except BaseException:
+        _remove_empty(made)
+        raise
     try:
         (work / MARKER).write_text(
             json.dumps(
@@ -68,7 +72,36 @@ def staged_dir(final: str | Path, exists: Literal["error", "keep"] = "error") ->
         (final / MARKER).unlink()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        _remove_empty(made)
         raise
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs
+        except BaseException:
+            _remove_empty(made)
+            raise
+        made.insert(0, path)
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, if they are still empty."""
+    for path in made:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (someone else's content now) or gone: leave it
 
 
 def leftover_staging(parent: str | Path) -> list[tuple[Path, dict]]:

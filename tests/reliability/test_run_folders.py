@@ -141,6 +141,13 @@ def test_staging_folder_is_removed_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_stage_removes_the_parent_folders_it_made_and_no_others(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(ValueError), staged_dir(tmp_path / "a" / "b" / "c" / "out"):
+        raise ValueError("boom")
+    assert tree(tmp_path) == {"a": "dir"}  # b/c were made by the run, a was there before
+
+
 def _fake_leftover(parent: Path, name: str, pid: int) -> Path:
     d = parent / f".{name}.partial-{os.uname().nodename}-{pid}-abcd"
     d.mkdir(parents=True)
