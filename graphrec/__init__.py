@@ -3,7 +3,8 @@
 1. extract   ``graphrec.loaders``   graph source -> Arrow tables (files, Neo4j), and the bulk
                                     loader behind ``graphrec load``. These are the database
                                     loaders; PyG's mini-batch loaders belong to training.
-2. build     ``graphrec.build``     Arrow -> PyG HeteroData: ids, features, splits
+2. graph     ``graphrec.graph``     Arrow -> PyG HeteroData: ids, features, splits (config
+                                    section ``build``)
 3. train     ``graphrec.train``     mini-batches (``samplers``) into the models (``models``:
                                     GraphSAGE, LightGCN, PinSage-style)
 4. recommend ``graphrec.recommend`` top-k unseen items for every user

@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from graphrec.build import Graph, all_train, build_graph, message_graph, split_edges
-from graphrec.build.split import EdgeSplit
+from graphrec.graph import Graph, all_train, build_graph, message_graph, split_edges
+from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig, to_dict
 from graphrec.environment import environment
 from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
@@ -217,7 +217,7 @@ def extract_and_build(cfg: JobConfig, clock: StageClock, progress: bool) -> tupl
         else:
             split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
         if cfg.build.fastrp is not None:  # from training edges only: no held-out leak
-            from graphrec.build.structural import fastrp
+            from graphrec.graph.structural import fastrp
 
             f = cfg.build.fastrp
             emb = fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed)

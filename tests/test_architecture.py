@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphrec"
 STAGES = {
     "errors": 0, "redact": 0, "config": 0, "staging": 0, "outputs": 0,
     "connectors": 1, "loaders": 1,
-    "build": 2,
+    "graph": 2,
     "samplers": 3, "models": 3, "train": 3,
     "recommend": 4,
     "sinks": 5,

@@ -22,8 +22,8 @@ import torch
 
 from graphrec.benchmark import pyg_reference
 from graphrec.benchmark.memory import RssSampler
-from graphrec.build import build_graph, split_edges
-from graphrec.build.graph import Graph, message_graph
+from graphrec.graph import build_graph, split_edges
+from graphrec.graph.hetero import Graph, message_graph
 from graphrec.config import FeatureSpec, JobConfig
 from graphrec.loaders import extract, make_source
 from graphrec.models.recommender import use_sparse_embeddings
@@ -117,7 +117,7 @@ def bench_graph(
         }
 
     def do_text() -> dict:
-        from graphrec.build.features import encode_text
+        from graphrec.graph.features import encode_text
 
         n = 2000 if quick else 10000
         titles = _titles(cfg, state.pop("item_nodes"), n)
@@ -304,7 +304,7 @@ def _with_prerequisites(stages: tuple[str, ...]) -> set[str]:
 
 
 def _no_val(split):
-    from graphrec.build.split import EdgeSplit
+    from graphrec.graph.split import EdgeSplit
 
     return EdgeSplit(split.train, split.val[:0], split.test[:0])
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphrec.build.graph import label_weights
+from graphrec.graph.hetero import label_weights
 from graphrec.errors import ConfigError
 from graphrec.train.metrics import popularity_vectors
 

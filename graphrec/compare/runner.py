@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from graphrec.build.graph import Graph, message_graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.compare import baselines as B
 from graphrec.config import JobConfig, load_config, to_dict
 from graphrec.errors import ConfigError, warn

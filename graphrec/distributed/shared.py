@@ -20,8 +20,8 @@ import ray
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.build.graph import Graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.train.batches import TrainInputs
 
 

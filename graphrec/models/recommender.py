@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from graphrec.build.graph import Graph, message_graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig, ModelConfig
 from graphrec.models.decoders import DotDecoder
 from graphrec.models.registry import RATING_LOSSES, ModelSpec, num_layers, register

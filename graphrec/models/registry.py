@@ -23,8 +23,8 @@ from graphrec.config import JobConfig
 from graphrec.errors import ConfigError
 
 if TYPE_CHECKING:  # types only: the graph stage is upstream, nothing is imported at run time
-    from graphrec.build.graph import Graph
-    from graphrec.build.split import EdgeSplit
+    from graphrec.graph.hetero import Graph
+    from graphrec.graph.split import EdgeSplit
 
 LINK_LOSSES = ("bce", "bpr", "softmax", "multinomial")
 RATING_LOSSES = ("mse", "weighted_mse")

@@ -192,7 +192,7 @@ def make_neighbor_sampler(
     2-core machines; pyg-lib not measured).
 
     ``is_sorted``: ``data``'s edges are already in CSC order (as
-    :func:`graphrec.build.message_graph` makes them), so the sampler uses them without a
+    :func:`graphrec.graph.message_graph` makes them), so the sampler uses them without a
     sorted copy of its own.
     """
     if backend == "pyg":

@@ -14,8 +14,8 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NegativeSampling
 
-from graphrec.build.graph import Graph, label_weights, message_graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph, label_weights, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.samplers.neighbor import make_neighbor_sampler
 from graphrec.samplers.triplets import TripletSampler

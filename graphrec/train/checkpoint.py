@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.build.graph import Graph
+from graphrec.graph.hetero import Graph
 from graphrec.config import JobConfig, to_dict
 from graphrec.train.context import TrainContext
 

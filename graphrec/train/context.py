@@ -52,7 +52,7 @@ class TrainContext:
         self.cfg = cfg
         self.device = device or resolve_device(cfg.train.device)
         self.data_digest: str | None = None
-        """The graph's :meth:`~graphrec.build.graph.Graph.ids_digest`, set by the loop: a
+        """The graph's :meth:`~graphrec.graph.hetero.Graph.ids_digest`, set by the loop: a
         checkpoint of other data (other node ids at the same rows) is never resumed."""
         self._lock: Path | None = None
         self.run_uri: str | None = None

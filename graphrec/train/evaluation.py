@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from graphrec.build.graph import Graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.models.recommender import Recommender
 from graphrec.recommend.topk import to_csr, topk_unseen

@@ -24,8 +24,8 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from graphrec.build.graph import Graph, message_graph
-from graphrec.build.split import EdgeSplit
+from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.errors import RunError, raise_if_interrupted, warn
 from graphrec.models.registry import RecommenderModel, build, model_spec

@@ -49,7 +49,7 @@ class _Diverged(torch.nn.Module):
 
 
 def test_recommend_refuses_non_finite_scores(tiny_cfg):
-    from graphrec.build import build_graph
+    from graphrec.graph import build_graph
     from graphrec.job import recommend
     from graphrec.loaders import extract, make_source
 

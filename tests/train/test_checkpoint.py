@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graphrec.build import build_graph, split_edges
+from graphrec.graph import build_graph, split_edges
 from graphrec.cli import main
 from graphrec.errors import ConfigError
 from graphrec.loaders import extract, make_source

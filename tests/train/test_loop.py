@@ -2,7 +2,7 @@
 
 import torch
 
-from graphrec.build import build_graph, message_graph, split_edges
+from graphrec.graph import build_graph, message_graph, split_edges
 from graphrec.loaders import extract, make_source
 from graphrec.train.batches import disjoint_loader
 from graphrec.train.evaluation import validate

@@ -2,8 +2,8 @@
 
 import torch
 
-from graphrec.build import build_graph
-from graphrec.build.structural import fastrp
+from graphrec.graph import build_graph
+from graphrec.graph.structural import fastrp
 from graphrec.loaders import extract, make_source
 
 

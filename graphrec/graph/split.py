@@ -1,7 +1,7 @@
 """Leak-free splits of the target edges into train / validation / test.
 
 Only train edges enter the message-passing graph used in training; validation and test
-edges are held out of it (see :func:`graphrec.build.graph.message_graph`).
+edges are held out of it (see :func:`graphrec.graph.hetero.message_graph`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from graphrec.build.graph import Graph
+from graphrec.graph.hetero import Graph
 
 
 def fastrp(

@@ -3,7 +3,7 @@
 * Ids: every node type gets contiguous ids ``0..N-1`` in the order of its node table; the
   original ids are kept (``Graph.node_ids``) to write results back.
 * Features: per node type, the configured properties encoded and concatenated
-  (:mod:`graphrec.build.features`); every node type also gets a learnable embedding in the
+  (:mod:`graphrec.graph.features`); every node type also gets a learnable embedding in the
   model, so featureless types (MovieLens users) need no identity matrix.
 * Message passing: :func:`message_graph` builds the ``HeteroData`` from a chosen subset of
   target edges (the training edges), with ``rev_<type>`` reverse edges.
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.build.features import encode_feature
+from graphrec.graph.features import encode_feature
 from graphrec.config import JobConfig
 from graphrec.errors import DataError
 from graphrec.loaders.extract import GraphTables
