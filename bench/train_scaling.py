@@ -28,7 +28,7 @@ import torch_geometric
 from common import machine, save  # bench/ is on sys.path when run as a script
 
 from graphrec.config import load_config
-from graphrec.job import StageClock, extract_and_build
+from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.synth import synth_graph
 from graphrec.train.batches import TrainInputs
 from graphrec.train.loop import train_loop_per_worker

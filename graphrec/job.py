@@ -9,31 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import resource
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 
-from graphrec.graph import Graph, all_train, build_graph, message_graph, split_edges
-from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig, to_dict
 from graphrec.environment import environment
-from graphrec.errors import ConfigError, GraphRecError, Interrupted, RunError, warn
-from graphrec.loaders import extract_cached, make_source
-from graphrec.models import Recommender, check_model
+from graphrec.errors import ConfigError, GraphRecError, Interrupted, warn
+from graphrec.graph import Graph
+from graphrec.models import check_model
+from graphrec.models.registry import RecommenderModel
 from graphrec.outputs import finite_or_null
+from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.plots import plot_training_curve
-from graphrec.recommend import to_csr, topk_unseen
-from graphrec.sinks import make_sink, make_sinks
+from graphrec.recommend import evaluate_test, recommend_all
+from graphrec.sinks import make_sink, sink_names
 from graphrec.staging import leftover_staging, staged_dir, write_manifest
-from graphrec.train import evaluate_ranking, popularity_vectors, rmse
 from graphrec.train.batches import TrainInputs
-from graphrec.train.context import resolve_device
-from graphrec.train.evaluation import positives
+from graphrec.train.context import join_uri, newest_checkpoint, resolve_device
 from graphrec.train.loop import train_loop_per_worker
 
 
@@ -41,25 +37,6 @@ from graphrec.train.loop import train_loop_per_worker
 class RunResult:
     run_dir: Path
     metrics: dict
-
-
-class StageClock:
-    """Seconds and peak resident memory per stage."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, dict] = {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        t0 = time.perf_counter()
-        try:
-            yield self.stages.setdefault(name, {})
-        except Interrupted as exc:
-            exc.stage = exc.stage or name
-            raise
-        self.stages[name]["seconds"] = time.perf_counter() - t0
-        # ru_maxrss is the process's peak so far (KiB on Linux).
-        self.stages[name]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> RunResult:
@@ -102,7 +79,7 @@ def note_leftovers(folder: Path) -> None:
 
 def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False) -> dict:
     clock = StageClock()
-    sinks = [] if train_only else make_sinks(cfg)  # an unknown sink fails now, not later
+    sinks = [] if train_only else sink_names(cfg)  # an unknown sink fails now, not later
 
     graph, split = extract_and_build(cfg, clock, progress)
 
@@ -129,7 +106,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
 
     if not train_only:
         with clock.stage("recommend") as st:
-            recs = recommend(model, graph, cfg, progress)
+            recs = recommend_all(model, graph, cfg, progress)
             st["users"] = graph.num_nodes[graph.user_type]
         st["users_per_s"] = st["users"] / st["seconds"]
 
@@ -143,7 +120,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
         plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
 
     metrics["stages"] = clock.stages
-    metrics["seconds"] = {name: s["seconds"] for name, s in clock.stages.items()}
+    metrics["seconds"] = clock.seconds
     metrics["history"] = result.history
     metrics["environment"] = environment()
     metrics["config"] = to_dict(cfg)
@@ -178,8 +155,6 @@ def checkpoint_hint(cfg: JobConfig):
 
 
 def _checkpoint_hint(cfg: JobConfig) -> str | None:
-    from graphrec.train.context import join_uri, newest_checkpoint
-
     t = cfg.train
     if t.checkpoint_path is None or not t.run_id:
         return None
@@ -195,107 +170,8 @@ def _checkpoint_hint(cfg: JobConfig) -> str | None:
     )
 
 
-def extract_and_build(cfg: JobConfig, clock: StageClock, progress: bool) -> tuple[Graph, EdgeSplit]:
-    """Stages 1 and 2: the graph as tensors, and its split (all edges train in final mode)."""
-    target = cfg.build.target
-    with clock.stage("extract") as st:
-        required = {target: [cfg.build.label]} if cfg.build.label else {}
-        source = make_source(cfg.extract)
-        try:
-            tables, cached = extract_cached(source, required, progress)
-        finally:
-            source.close()
-        st.update(edges=tables.num_edges, from_snapshot=cached)
-        if not cached:
-            st["edges_per_s"] = tables.stats["edges_per_s"]
-
-    with clock.stage("build") as st:
-        graph = build_graph(tables, cfg, progress)
-        n_target = graph.target_index.shape[1]
-        if cfg.mode == "final":
-            split = all_train(n_target)
-        else:
-            split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
-        if cfg.build.fastrp is not None:  # from training edges only: no held-out leak
-            from graphrec.graph.structural import fastrp
-
-            f = cfg.build.fastrp
-            emb = fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed)
-            graph.x = {
-                t: torch.cat([graph.x[t], e], 1) if t in graph.x else e for t, e in emb.items()
-            }
-        st.update(graph.stats)
-        st.update(
-            train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)
-        )
-        del tables
-    return graph, split
-
-
-def evaluate_test(model: Recommender, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> dict:
-    """Test metrics of the model and of the popularity baseline, on the same split.
-
-    Test edges are scored with train+validation edges as the message-passing graph and as
-    the items excluded from ranking.
-    """
-    ei = graph.target_index
-    seen = torch.cat([split.train, split.val])
-    data = message_graph(graph, seen, cfg.build.reverse_edges).to(model.device)
-    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
-    k, batch = cfg.evaluate.k, cfg.evaluate.batch_users
-    exclude = to_csr(ei[0, seen], ei[1, seen], n_users)
-    pos = positives(graph, split.test, cfg.evaluate.positive_threshold)
-    out: dict = {"rmse": None}
-    if cfg.train.objective == "rating":
-        model.eval()
-        with torch.no_grad():
-            z = model.encode(data)
-            pred = model.score(data, z, ei[:, split.test].to(model.device))
-        out["rmse"] = rmse(pred.cpu(), graph.label[split.test])
-    uv, iv = model.vectors(data)
-    out.update(evaluate_ranking(uv, iv, exclude, ei[0, pos], ei[1, pos], k, batch))
-    pu, pi = popularity_vectors(ei[1, split.train], n_users, n_items)
-    base = evaluate_ranking(pu, pi, exclude, ei[0, pos], ei[1, pos], k, batch)
-    out["baseline_popularity"] = {key: v for key, v in base.items() if key != "users"}
-    out["test_positives"] = int(len(pos))
-    return out
-
-
-def recommend(model: Recommender, graph: Graph, cfg: JobConfig, progress: bool) -> pa.Table:
-    """Top-k unseen items for every user, scored on the full graph, as an Arrow table."""
-    ei = graph.target_index
-    n_users = graph.num_nodes[graph.user_type]
-    data = message_graph(graph, None, cfg.build.reverse_edges).to(model.device)
-    uv, iv = model.vectors(data)
-    exclude = to_csr(ei[0], ei[1], n_users)  # every item the user already has an edge to
-    k = cfg.recommend.k
-    items, scores = topk_unseen(
-        uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend"
-    )
-    users = torch.arange(n_users).repeat_interleave(k)
-    ranks = torch.arange(1, k + 1).repeat(n_users)
-    items, scores = items.flatten(), scores.flatten()
-    keep = items >= 0  # a user with fewer than k unseen items gets fewer rows
-    users, ranks, items, scores = users[keep], ranks[keep], items[keep], scores[keep]
-    bad = ~torch.isfinite(scores)
-    if bad.any():
-        first = graph.node_ids[graph.user_type][int(users[bad][0])].as_py()
-        raise RunError(
-            f"recommend: {int(bad.sum())} of {len(scores)} scores are not finite (first for "
-            f"user {first!r}): the model diverged; nothing was written"
-        )
-    return pa.table(
-        {
-            "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
-            "item_id": graph.node_ids[graph.item_type].take(pa.array(items.numpy())),
-            "rank": pa.array(ranks.numpy().astype("int32")),
-            "score": pa.array(scores.numpy().astype("float32")),
-        }
-    )
-
-
 def save_checkpoint(
-    run_dir: Path, model: Recommender, graph: Graph, cfg: JobConfig, result
+    run_dir: Path, model: RecommenderModel, graph: Graph, cfg: JobConfig, result
 ) -> None:
     """``checkpoint.pt`` (weights, config, epoch) and ``id_map/<type>.parquet`` (original ids)."""
     graph.write_id_maps(run_dir)

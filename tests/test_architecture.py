@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "graphrec"
 STAGES = {
     "errors": 0, "redact": 0, "config": 0, "staging": 0, "outputs": 0,
     "connectors": 1, "loaders": 1,
-    "graph": 2,
+    "graph": 2, "ranking": 2, "pipeline": 2,
     "samplers": 3, "models": 3, "train": 3,
     "recommend": 4,
     "sinks": 5,
@@ -26,11 +26,8 @@ STAGES = {
     "benchmark": 6, "distributed": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 
-KNOWN = {
-    # (importer, imported): where it should go (issue 15)
-    ("samplers.random_walk", "recommend.topk"): "to_csr belongs to the graph stage",
-    ("train.evaluation", "recommend.topk"): "validation's top-k kernel: a ranking module both use",
-    ("train.metrics", "recommend.topk"): "the same kernel",
+KNOWN: dict[tuple[str, str], str] = {
+    # (importer, imported): where it should go; empty since issue 15
 }
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrec.benchmark.memory import RssSampler
 from graphrec.benchmark.stages import STAGES, bench_graph
 from graphrec.config import JobConfig, from_dict, load_config
 from graphrec.environment import machine, versions
+from graphrec.pipeline import RssSampler
 from graphrec.synth import synth_graph
 
 # stages whose work is proportional to the graph (fixed-size samples are not)

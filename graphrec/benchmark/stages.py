@@ -21,13 +21,14 @@ import pyarrow as pa
 import torch
 
 from graphrec.benchmark import pyg_reference
-from graphrec.benchmark.memory import RssSampler
-from graphrec.graph import build_graph, split_edges
-from graphrec.graph.hetero import Graph, message_graph
 from graphrec.config import FeatureSpec, JobConfig
+from graphrec.graph import build_graph, split_edges
+from graphrec.graph.csr import to_csr
+from graphrec.graph.hetero import Graph, message_graph
 from graphrec.loaders import extract, make_source
 from graphrec.models.recommender import use_sparse_embeddings
-from graphrec.recommend.topk import to_csr, topk_unseen
+from graphrec.pipeline import RssSampler, StageClock
+from graphrec.ranking.topk import topk_unseen
 from graphrec.samplers import compiled_sampler_available
 from graphrec.sinks.parquet import ParquetSink
 from graphrec.train.batches import TrainInputs, make_loader
@@ -49,27 +50,6 @@ def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
 
 
-class Bench:
-    """Runs stages in order on one graph, recording seconds and peak RSS of each."""
-
-    def __init__(self, rss: RssSampler, log: Callable[[str], None]) -> None:
-        self.rss = rss
-        self.log = log
-        self.out: dict[str, dict] = {}
-
-    def stage(self, name: str, fn: Callable[[], dict]) -> dict:
-        base = self.rss.reset()
-        t0 = time.perf_counter()
-        rec = fn() or {}
-        rec["seconds"] = rec.get("seconds", time.perf_counter() - t0)
-        rec["peak_rss_mb"] = self.rss.peak_mb
-        rec["rss_growth_mb"] = rec["peak_rss_mb"] - base
-        self.out[name] = rec
-        shown = {k: _short(v) for k, v in rec.items() if not isinstance(v, dict)}
-        self.log(f"  {name}: {shown}")
-        return rec
-
-
 def bench_graph(
     cfg: JobConfig,
     stages: tuple[str, ...],
@@ -81,7 +61,7 @@ def bench_graph(
     cfg = copy.deepcopy(cfg)
     cfg.train.checkpoint_path = None
     cfg.train.patience = 0
-    b = Bench(rss, log)
+    clock = StageClock(rss, log)
     steps = 10 if quick else 40
     state: dict = {}
 
@@ -283,13 +263,14 @@ def bench_graph(
     needed = _with_prerequisites(stages)
     for name in STAGES:
         if name in needed:
-            rec = b.stage(name, runs[name])
+            with clock.stage(name) as rec:
+                rec.update(runs[name]() or {})
             if name not in stages:
                 rec["prerequisite_only"] = True
-    build = b.out.get("build")
+    build = clock.stages.get("build")
     if build:
         build["peak_over_tensors"] = build["rss_growth_mb"] / max(build["tensor_mb"], 1e-9)
-    return b.out
+    return clock.stages
 
 
 def _with_prerequisites(stages: tuple[str, ...]) -> set[str]:
@@ -410,9 +391,3 @@ def _faiss(uv, iv, exclude, k, reference, users: int = 2000) -> dict:
         "users_per_s": len(sample) / sec,
         "share_same_top_k": same / len(sample),
     }
-
-
-def _short(v):
-    if isinstance(v, float):
-        return round(v, 3) if abs(v) < 1000 else round(v)
-    return v

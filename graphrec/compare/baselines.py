@@ -22,9 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphrec.graph.hetero import label_weights
 from graphrec.errors import ConfigError
-from graphrec.train.metrics import popularity_vectors
+from graphrec.graph.hetero import label_weights
+from graphrec.ranking.metrics import popularity_vectors
+
+RANKING_BASELINES = ("popularity", "itemknn", "als", "als_rated", "bpr")
+RATING_BASELINES = ("bias", "biased_mf")
+NEEDS_RATINGS = (*RATING_BASELINES, "als_rated")  # skipped on a graph without a label
 
 
 @dataclass

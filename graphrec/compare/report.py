@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphrec.compare.runner import (
-    RANKING_BASELINES,
-    RATING_BASELINES,
-    paired_bootstrap,
-    paired_margin,
-)
+from graphrec.compare.baselines import RANKING_BASELINES, RATING_BASELINES
+from graphrec.compare.stats import paired_bootstrap, paired_margin
 from graphrec.outputs import write_text_atomic
 
 COLUMNS = [

@@ -12,15 +12,14 @@ predict ratings, RMSE and MAE.
 Every method is fit on the training edges and sees only them when it scores validation
 or test (GNNs pass messages over them, item-kNN and popularity count them); validation
 edges are excluded from the test ranking but not used as input. This is the stricter of
-the usual choices (the job's own ``evaluate_test`` passes messages over train+val).
+the usual choices: the ``train`` protocol of :mod:`graphrec.recommend.evaluate` (the job's
+own test evaluation uses ``train+val``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,23 +27,26 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from graphrec.compare import baselines as B
+from graphrec.compare.baselines import NEEDS_RATINGS
+from graphrec.compare.report import write_report
+from graphrec.compare.stats import summarize
+from graphrec.config import JobConfig, load_config, to_dict
+from graphrec.environment import environment
+from graphrec.errors import ConfigError, warn
+from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.compare import baselines as B
-from graphrec.config import JobConfig, load_config, to_dict
-from graphrec.errors import ConfigError, warn
 from graphrec.models import check_model
 from graphrec.outputs import finite_or_null, write_text_atomic
-from graphrec.recommend.topk import to_csr, topk_by
+from graphrec.pipeline import StageClock, extract_and_build
+from graphrec.ranking.metrics import per_user_ndcg, positives, ranking_report
+from graphrec.ranking.topk import topk_by
+from graphrec.recommend.evaluate import known_edges, seen_edges
 from graphrec.train.batches import TrainInputs
-from graphrec.train.evaluation import positives
 from graphrec.train.loop import train_loop_per_worker
-from graphrec.train.metrics import per_user_ndcg, ranking_report
 
 KS = (10, 20)
-RANKING_BASELINES = ("popularity", "itemknn", "als", "als_rated", "bpr")
-RATING_BASELINES = ("bias", "biased_mf")
-NEEDS_RATINGS = (*RATING_BASELINES, "als_rated")  # skipped on a graph without a label
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Protocol:
     def excluded(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR of the items not ranked for ``stage``: train edges (val), train+val (test)."""
         split, g = self.split, self.graph
-        known = split.train if stage == "val" else torch.cat([split.train, split.val])
+        known = split.train if stage == "val" else known_edges(split)
         ei = g.target_index
         return to_csr(ei[0, known], ei[1, known], g.num_nodes[g.user_type])
 
@@ -186,7 +188,8 @@ def run_model(cfg: JobConfig, graph: Graph, split: EdgeSplit, progress: bool) ->
     model, result = train_loop_per_worker({"cfg": cfg, "inputs": inputs, "progress": progress})
     train_s = time.perf_counter() - t0
     proto = Protocol(graph, split, cfg.evaluate.positive_threshold, cfg.evaluate.batch_users)
-    data = message_graph(graph, split.train, cfg.build.reverse_edges).to(model.device)
+    data = message_graph(graph, seen_edges(split, "train"), cfg.build.reverse_edges)
+    data = data.to(model.device)
     uv, iv = model.vectors(data)
     out = proto.rank(B.VectorRanker(uv.cpu(), iv.cpu()), "test")
     if cfg.train.objective == "rating":
@@ -214,10 +217,6 @@ def run_compare(
 ) -> tuple[dict, Path]:
     """Every baseline and model of ``compare`` over its splits and seeds; writes
     ``<compare.out>/quality-<name>.json`` and ``.md``; returns the results and the .md."""
-    from graphrec.compare.report import write_report
-    from graphrec.environment import environment
-    from graphrec.job import StageClock, extract_and_build
-
     overrides = list(overrides or [])
     base = load_config(config_path, overrides)
     cc = base.compare
@@ -293,63 +292,3 @@ def dump_results(out: dict) -> str:
         lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
         text,
     )
-
-
-def summarize(rows: list[dict]) -> dict:
-    """Mean and sample std over seeds of every numeric metric; the runs themselves."""
-    if any("skipped" in r for r in rows):
-        return {"skipped": rows[0]["skipped"], "runs": rows}
-    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k != "seed"]
-    mean, std = {}, {}
-    for k in keys:
-        vals = [float(r[k]) for r in rows if r.get(k) is not None and not _nan(r[k])]
-        if vals:
-            mean[k] = statistics.fmean(vals)
-            std[k] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return {"mean": mean, "std": std, "runs": rows}
-
-
-def _nan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def paired_bootstrap(
-    results: dict, a: str, b: str, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float] | None:
-    """95% interval of the NDCG@20 margin ``a - b`` (mean over seeds) from resampling each
-    seed's test users with replacement, both methods scored on the same users: how much of
-    a margin the finite set of test users explains. Seed-to-seed variation (split and
-    initialisation) is the per-seed differences' business, not this interval's. ``None``
-    when a run has no per-user values (results written before they were kept)."""
-    ra = {r["seed"]: r.get("per_user") for r in results[a]["runs"]}
-    rb = {r["seed"]: r.get("per_user") for r in results[b]["runs"]}
-    seeds = [s for s in ra if s in rb]
-    if not seeds or any(ra[s] is None or rb[s] is None for s in seeds):
-        return None
-    gen = torch.Generator().manual_seed(seed)
-    total = torch.zeros(resamples, dtype=torch.float64)
-    for s in seeds:
-        if ra[s]["users"] != rb[s]["users"]:
-            raise ValueError(f"seed {s}: {a} and {b} were scored on different test users")
-        d = torch.tensor(ra[s]["ndcg@20"], dtype=torch.float64) - torch.tensor(
-            rb[s]["ndcg@20"], dtype=torch.float64
-        )
-        for lo in range(0, resamples, 100):  # bounded memory on large user sets
-            n = min(100, resamples - lo)
-            idx = torch.randint(len(d), (n, len(d)), generator=gen)
-            total[lo : lo + n] += d[idx].mean(1)
-    total /= len(seeds)
-    q = torch.quantile(total, torch.tensor([0.025, 0.975], dtype=torch.float64))
-    return float(q[0]), float(q[1])
-
-
-def paired_margin(results: dict, a: str, b: str, metric: str = "ndcg@20") -> dict:
-    """Per-seed difference ``a - b`` of ``metric`` (same seed = same split): mean and std."""
-    ra = {r["seed"]: r[metric] for r in results[a]["runs"]}
-    rb = {r["seed"]: r[metric] for r in results[b]["runs"]}
-    diffs = [ra[s] - rb[s] for s in ra if s in rb]
-    return {
-        "mean": statistics.fmean(diffs),
-        "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-        "per_seed": diffs,
-    }

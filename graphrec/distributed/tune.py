@@ -25,6 +25,7 @@ from graphrec.distributed.shared import SharedInputs, put_inputs
 from graphrec.distributed.trainer import init_ray
 from graphrec.errors import ConfigError
 from graphrec.models import check_model
+from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.train.batches import TrainInputs
 from graphrec.train.context import absolute_uri
 from graphrec.train.loop import train_loop_per_worker
@@ -61,8 +62,6 @@ def metric_of(cfg: JobConfig) -> tuple[str, str]:
 
 def run_tune(cfg: JobConfig, progress: bool = True) -> dict:
     """Search, then write every trial's config and metrics as JSON; returns the best."""
-    from graphrec.job import StageClock, extract_and_build
-
     if cfg.mode != "evaluate":
         raise ConfigError("graphrec tune needs mode=evaluate (trials are ranked on validation)")
     check_model(cfg)

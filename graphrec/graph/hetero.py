@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.graph.features import encode_feature
 from graphrec.config import JobConfig
 from graphrec.errors import DataError
+from graphrec.graph.features import encode_feature
 from graphrec.loaders.extract import GraphTables
 
 EdgeType = tuple[str, str, str]

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from graphrec.config import BuildConfig
 from graphrec.graph.hetero import Graph
+from graphrec.graph.split import EdgeSplit
 
 
 def fastrp(
@@ -54,3 +56,13 @@ def fastrp(
         cur = torch.nn.functional.normalize(cur, dim=1)
         emb += w * cur
     return {t: emb[o : o + graph.num_nodes[t]] for t, o in offsets.items()}
+
+
+def add_structural(graph: Graph, split: EdgeSplit, cfg: BuildConfig) -> None:
+    """Append FastRP embeddings (``build.fastrp``, when set) to the node features, computed
+    from the training edges only, so that no held-out edge leaks into a feature."""
+    if cfg.fastrp is None:
+        return
+    f = cfg.fastrp
+    emb = fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed)
+    graph.x = {t: torch.cat([graph.x[t], e], 1) if t in graph.x else e for t, e in emb.items()}

@@ -27,9 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import LightGCN
 
+from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph, label_weights
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 
 

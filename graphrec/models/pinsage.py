@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 from graphrec.samplers.random_walk import item_neighbourhoods
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, ranks_items, register
 
 

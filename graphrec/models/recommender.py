@@ -7,9 +7,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from graphrec.config import JobConfig, ModelConfig
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig, ModelConfig
 from graphrec.models.decoders import DotDecoder
 from graphrec.models.registry import RATING_LOSSES, ModelSpec, num_layers, register
 from graphrec.models.sage import HeteroSAGE

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.recommend.topk import to_csr
+from graphrec.graph.csr import to_csr
 
 
 def _step(indptr: Tensor, nbrs: Tensor, at: Tensor, gen: torch.Generator) -> Tensor:

@@ -30,8 +30,9 @@ def _neo4j(job, run_dir: Path) -> RecommendationSink:
 SINKS = {"parquet": _parquet, "neo4j": _neo4j}
 
 
-def make_sinks(job) -> list:
-    """Parquet always (the run folder keeps a copy), plus the configured sink."""
+def sink_names(job) -> list[str]:
+    """The sinks a run writes to: Parquet always (the run folder keeps a copy), plus the
+    configured one; an unknown ``write.sink`` is a config error."""
     if job.write.sink not in SINKS:
         raise ConfigError(
             f"write.sink={job.write.sink!r} is not available (have: {', '.join(SINKS)})"
@@ -44,4 +45,4 @@ def make_sink(name: str, job, run_dir: str | Path) -> RecommendationSink:
     return SINKS[name](job, Path(run_dir))
 
 
-__all__ = ["COLUMNS", "SINKS", "ParquetSink", "RecommendationSink", "make_sink", "make_sinks"]
+__all__ = ["COLUMNS", "SINKS", "ParquetSink", "RecommendationSink", "make_sink", "sink_names"]

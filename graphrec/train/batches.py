@@ -14,9 +14,9 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NegativeSampling
 
+from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph, label_weights, message_graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig
 from graphrec.samplers.neighbor import make_neighbor_sampler
 from graphrec.samplers.triplets import TripletSampler
 from graphrec.train.context import TrainContext

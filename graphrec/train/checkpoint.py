@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.graph.hetero import Graph
 from graphrec.config import JobConfig, to_dict
+from graphrec.graph.hetero import Graph
 from graphrec.train.context import TrainContext
 
 

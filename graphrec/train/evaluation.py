@@ -6,16 +6,16 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from graphrec.config import JobConfig
+from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
-from graphrec.config import JobConfig
 from graphrec.models.recommender import Recommender
-from graphrec.recommend.topk import to_csr, topk_unseen
+from graphrec.ranking.metrics import positives, ranking_metrics
+from graphrec.ranking.topk import topk_unseen
 from graphrec.train.context import TrainContext
-from graphrec.train.metrics import ranking_metrics
 
 
 def validate(
@@ -61,10 +61,3 @@ def validate(
     part = torch.tensor([m[f"ndcg@{k}"] * n if n else 0.0, n], dtype=torch.float64)
     total = ctx.all_reduce(part)
     return f"val_ndcg@{k}", float(total[0] / total[1]) if total[1] > 0 else float("nan")
-
-
-def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
-    """The held-out edges that count as positives (label >= threshold, or all)."""
-    if graph.label is None:
-        return edges
-    return edges[graph.label[edges] >= threshold]

@@ -24,10 +24,10 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from graphrec.graph.hetero import Graph, message_graph
-from graphrec.graph.split import EdgeSplit
 from graphrec.config import JobConfig
 from graphrec.errors import RunError, raise_if_interrupted, warn
+from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.models.registry import RecommenderModel, build, model_spec
 from graphrec.train.batches import (
     disjoint_loader,

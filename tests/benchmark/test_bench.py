@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec.benchmark.memory import RssSampler
 from graphrec.benchmark.runner import exponents, parse_sizes, run_bench
 from graphrec.cli import main
 from graphrec.errors import ConfigError
+from graphrec.pipeline import RssSampler
 
 STAGES = ("extract", "build", "sample", "train", "inference", "topk", "write")
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from graphrec.compare.report import verdicts
-from graphrec.compare.runner import paired_bootstrap, paired_margin, run_compare, summarize
+from graphrec.compare.runner import run_compare
+from graphrec.compare.stats import paired_bootstrap, paired_margin, summarize
 from graphrec.errors import ConfigError
 from tests.conftest import tiny_config_dict
 

@@ -3,10 +3,10 @@
 import pyarrow as pa
 import torch
 
+from graphrec.config import SplitConfig
 from graphrec.graph import build_graph, message_graph, split_edges
 from graphrec.graph.features import multi_hot, numeric
 from graphrec.graph.split import random_split, temporal_split
-from graphrec.config import SplitConfig
 from graphrec.loaders import extract, make_source
 
 
@@ -151,8 +151,8 @@ def test_repeat_edges_keep_the_latest_and_text_times_parse():
 def test_repeat_edges_are_an_error_by_default_and_bad_times_name_the_row():
     import pytest
 
-    from graphrec.graph import build_graph
     from graphrec.errors import DataError
+    from graphrec.graph import build_graph
 
     rows = [(1, 10, "2022-05-24 22:53:30+01"), (1, 10, "2022-06-01 10:00:00+00")]
     with pytest.raises(DataError, match="duplicate_edges=latest"):

@@ -50,12 +50,12 @@ class _Diverged(torch.nn.Module):
 
 def test_recommend_refuses_non_finite_scores(tiny_cfg):
     from graphrec.graph import build_graph
-    from graphrec.job import recommend
     from graphrec.loaders import extract, make_source
+    from graphrec.recommend import recommend_all
 
     g = build_graph(extract(make_source(tiny_cfg.extract), progress=False), tiny_cfg, False)
     with pytest.raises(RunError, match=r"scores are not finite \(first for user 4\)"):
-        recommend(_Diverged(), g, tiny_cfg, progress=False)
+        recommend_all(_Diverged(), g, tiny_cfg, progress=False)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), None])

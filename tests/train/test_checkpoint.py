@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graphrec.graph import build_graph, split_edges
 from graphrec.cli import main
 from graphrec.errors import ConfigError
+from graphrec.graph import build_graph, split_edges
 from graphrec.loaders import extract, make_source
 from graphrec.train.batches import TrainInputs
 from graphrec.train.loop import train_loop_per_worker

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from graphrec.recommend import to_csr, topk_unseen
-from graphrec.train.metrics import per_user_ndcg, popularity_vectors, ranking_metrics, rmse
+from graphrec.graph.csr import to_csr
+from graphrec.ranking import topk_unseen
+from graphrec.ranking.metrics import per_user_ndcg, popularity_vectors, ranking_metrics, rmse
 
 
 def test_rmse():

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.recommend.topk import topk_unseen
+from graphrec.graph.hetero import Graph
+from graphrec.ranking.topk import topk_unseen
 
 
 def rmse(pred: Tensor, target: Tensor) -> float:
@@ -104,3 +105,10 @@ def popularity_vectors(
     # a tiny id-based tie-break keeps the ranking deterministic
     pop = pop + torch.arange(num_items, 0, -1, dtype=torch.float64) / (10 * num_items)
     return torch.ones(num_users, 1, dtype=torch.float64), pop.unsqueeze(1)
+
+
+def positives(graph: Graph, edges: Tensor, threshold: float) -> Tensor:
+    """The held-out edges that count as positives (label >= threshold, or all)."""
+    if graph.label is None:
+        return edges
+    return edges[graph.label[edges] >= threshold]

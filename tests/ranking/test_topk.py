@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from graphrec.recommend import to_csr, topk_unseen
+from graphrec.graph.csr import to_csr
+from graphrec.ranking import topk_unseen
 
 
 def per_user(uv, iv, indptr, indices, k):

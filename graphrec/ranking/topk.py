@@ -1,4 +1,5 @@
-"""Stage 4, recommend: exact top-k unseen items for every user, in batches of users.
+"""Exact top-k unseen items for every user, in batches of users: the kernel behind
+validation (train), recommendation and ``graphrec compare``.
 
 Scores are one matrix product per batch (``user_vectors @ item_vectors.T``); items the user
 already has an edge to are masked with ``-inf`` from a CSR list before ``torch.topk``. No
@@ -16,15 +17,6 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-
-
-def to_csr(users: Tensor, items: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
-    """``(indptr [U+1], indices)`` of each user's items, from parallel id lists."""
-    order = torch.argsort(users, stable=True)
-    counts = torch.bincount(users, minlength=num_users)
-    indptr = torch.zeros(num_users + 1, dtype=torch.long)
-    indptr[1:] = torch.cumsum(counts, 0)
-    return indptr, items[order]
 
 
 def topk_unseen(
