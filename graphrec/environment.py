@@ -1,8 +1,8 @@
 """What every result records beside its numbers: the machine and the versions.
 
 One probe for ``metrics.json`` of a run, the quality reports of ``graphrec compare``,
-``graphrec bench`` and the scripts in ``bench/``: numbers from a shared, noisy machine are
-only comparable with these next to them.
+``graphrec bench`` and the other benchmarks of :mod:`graphrec.benchmark`: numbers from a
+shared, noisy machine are only comparable with these next to them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def machine() -> dict:
 
 
 def versions() -> dict:
-    """Versions of the libraries that decide speed and results, and torch's threads."""
+    """Versions of the libraries that decide speed and results, torch's threads and the GPU
+    (Ray's version is read from its package metadata: Ray is not imported outside
+    ``graphrec.distributed``)."""
+    from importlib import metadata
+
     import pyarrow
     import torch
     import torch_geometric
@@ -38,7 +42,13 @@ def versions() -> dict:
         "pyarrow": pyarrow.__version__,
         "compiled_sampler": compiled_sampler_available(),
         "threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    try:
+        out["ray"] = metadata.version("ray")
+    except metadata.PackageNotFoundError:
+        out["ray"] = None
     try:
         import faiss
 

@@ -17,8 +17,8 @@ import subprocess
 
 import pytest
 
+from graphrec.benchmark.neo4j_server import SERVER, EmbeddedNeo4j
 from graphrec.config import Neo4jConfig
-from graphrec.connectors.embedded import SERVER, EmbeddedNeo4j
 from graphrec.errors import GraphRecError
 
 PASSWORD_ENV = "GRAPHREC_TEST_NEO4J_PASSWORD"

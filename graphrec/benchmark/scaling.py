@@ -12,8 +12,10 @@ step, so N workers process N times the edges per step (``--strong``: the global 
 ``--batch-per-worker`` and is split over the workers). CPUs are divided evenly over the
 workers (``cpus_per_worker = cores // workers``).
 
-    python bench/train_scaling.py                              # 2M edges; 0, 1, 2 workers
-    python bench/train_scaling.py --workers 1,2,4,8 --gpu      # 16 cores: + 1 GPU worker
+    python -m graphrec.benchmark.scaling                          # 2M edges; 0, 1, 2 workers
+    python -m graphrec.benchmark.scaling --workers 1,2,4,8 --gpu  # 16 cores: + 1 GPU worker
+
+Run from the repository root (it reads ``configs/synth.yaml``).
 """
 
 from __future__ import annotations
@@ -24,16 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch_geometric
-from common import machine, save  # bench/ is on sys.path when run as a script
 
+from graphrec.benchmark.results import machine, save, versions
 from graphrec.config import load_config
 from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.synth import synth_graph
 from graphrec.train.batches import TrainInputs
 from graphrec.train.loop import train_loop_per_worker
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def point(inputs: TrainInputs, cfg, workers: int, gpu: bool) -> dict:
@@ -89,8 +88,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-per-worker", type=int, default=1024)
     ap.add_argument("--strong", action="store_true", help="fixed global batch")
-    ap.add_argument("--data", default=str(ROOT / "bench/.data"), help="synthetic graph cache")
-    ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    ap.add_argument("--data", default="bench/.data", help="synthetic graph cache")
+    ap.add_argument("--out", default="bench/results")
     a = ap.parse_args()
 
     root = Path(a.data) / f"synth-{int(a.edges)}"
@@ -98,7 +97,7 @@ def main() -> None:
         synth_graph(root, int(a.edges), None, None, 0, progress=True)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster
     base = load_config(
-        ROOT / "configs/synth.yaml",
+        Path("configs/synth.yaml"),
         [
             f"extract.root={root}",
             f"extract.snapshot_dir={Path(a.data) / 'snapshots'}",
@@ -129,8 +128,6 @@ def main() -> None:
     for p in points:
         if one:
             p["vs_one_cpu_worker"] = p["labelled_edges_per_s"] / one["labelled_edges_per_s"]
-    import ray
-
     result = {
         "benchmark": "train_scaling",
         "graph": {"edges": n_edges, "nodes": graph.num_nodes},
@@ -141,13 +138,7 @@ def main() -> None:
         "fanout": base.sampler.num_neighbors,
         "points": points,
         "machine": machine(),
-        "versions": {
-            "torch": torch.__version__,
-            "torch_geometric": torch_geometric.__version__,
-            "ray": ray.__version__,
-            "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "versions": versions(),
     }
     save(result, "train-scaling", a.out)
     print("\nworkers  device  labelled edges/s  per worker  vs 1 worker  sample s  compute s")

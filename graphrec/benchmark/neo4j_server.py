@@ -1,4 +1,6 @@
-"""Start and stop the embedded Neo4j of ``neo4j-embedded/`` (tests, benchmarks, demos)."""
+"""Start and stop the embedded Neo4j built in the repository's ``neo4j-embedded/``: the
+server the Neo4j I/O benchmark measures against (the integration tests start it too).
+It runs from a repository checkout; an installed package has no server to start."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from graphrec.config import Neo4jConfig
 from graphrec.errors import GraphRecError
 
-SERVER = Path(__file__).resolve().parents[2] / "neo4j-embedded"
+SERVER = Path(__file__).resolve().parents[2] / "neo4j-embedded"  # in a checkout
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from graphrec.environment import machine  # noqa: F401  (the one probe; scripts import it from here)
+from graphrec.environment import machine, versions  # noqa: F401  (the one probe)
 
 
 def save(result: dict, name: str, out: str | Path) -> Path:

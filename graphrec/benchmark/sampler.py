@@ -5,7 +5,7 @@ available in this environment, in the same process, and prints and saves mini-ba
 sampled edges/s and the ratio. PyG's compiled path needs pyg-lib or torch-sparse; where
 neither is installed the comparison says so and only graphrec's sampler is measured.
 
-    python bench/sampler.py --edges 2000000 --batches 50
+    python -m graphrec.benchmark.sampler --edges 2000000 --batches 50
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import argparse
 import time
 
 import torch
-import torch_geometric
-from common import machine, save  # bench/ is on sys.path when run as a script
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NeighborSampler
 
+from graphrec.benchmark.results import machine, save, versions
 from graphrec.samplers import GraphRecNeighborSampler, compiled_sampler_available
 
 ET, REV = ("user", "rates", "item"), ("item", "rev_rates", "user")
@@ -84,7 +83,7 @@ def main() -> None:
         "batch_size": a.batch_size,
         "batches": a.batches,
         "machine": machine(),
-        "versions": {"torch": torch.__version__, "torch_geometric": torch_geometric.__version__},
+        "versions": versions(),
         "samplers": {},
     }
     result["samplers"]["graphrec"] = measure(

@@ -12,8 +12,11 @@ write-back of top-k recommendations (relationships/s)
   (a) one transaction per row   (b) graphrec's batched, idempotent Neo4jSink
 
     NEO4J_PASSWORD is not needed: the bench sets its own.
-    python bench/neo4j_io.py --graph movielens
-    python bench/neo4j_io.py --graph synth --edges 5e6
+    python -m graphrec.benchmark.neo4j_io --graph movielens
+    python -m graphrec.benchmark.neo4j_io --graph synth --edges 5e6
+
+Run from the repository root (it reads ``configs/`` and ``data/``, and starts the server
+built in ``neo4j-embedded/``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -31,14 +33,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import pyarrow as pa
 
-import pyarrow as pa  # noqa: E402
-from common import machine, save  # noqa: E402  (bench/ is on sys.path as a script)
-
-from graphrec.config import load_config  # noqa: E402
-from graphrec.connectors.neo4j import connect  # noqa: E402
+from graphrec.benchmark.results import machine, save, versions
+from graphrec.config import load_config
+from graphrec.connectors.neo4j import connect
 
 REL_QUERY = (
     "MATCH (a:User)-[r:RATED]->(b:Movie) RETURN a.userId AS s, b.movieId AS d, r.rating AS x"
@@ -62,7 +61,7 @@ def job_config(graph: str, root: str, uri: str, env: str, parallelism: int):
             "extract.edges.rates.file=ratings.parquet",
             "build.features.movie=[{property: categories, kind: multi_hot}]",
         ]
-    return load_config(ROOT / "configs/movielens-neo4j.yaml", over)
+    return load_config("configs/movielens-neo4j.yaml", over)
 
 
 def graphrec_extract(cfg) -> dict:
@@ -170,7 +169,7 @@ def main() -> None:
     p.add_argument("--partitions", default="1,2,4")
     p.add_argument("--rust-path", default=None, help="folder with neo4j + neo4j-rust-ext")
     p.add_argument("--per-row", type=int, default=2000, help="rows for the per-row write")
-    p.add_argument("--out", default=str(ROOT / "bench/results"))
+    p.add_argument("--out", default="bench/results")
     # child mode
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--uri"), p.add_argument("--password-env"), p.add_argument("--root")
@@ -179,14 +178,14 @@ def main() -> None:
     if a.child:
         return child(a)
 
-    from graphrec.connectors.embedded import EmbeddedNeo4j
+    from graphrec.benchmark.neo4j_server import EmbeddedNeo4j
     from graphrec.loaders import extract
     from graphrec.loaders.files import FileSource
     from graphrec.loaders.neo4j_load import load_graph
     from graphrec.synth import synth_graph
 
     work = Path(tempfile.mkdtemp(prefix="graphrec-bench-"))
-    root = str(ROOT / "data/movielens-small")
+    root = "data/movielens-small"
     if a.graph == "synth":
         root = str(work / "synth")
         synth_graph(root, int(a.edges), progress=False)
@@ -222,7 +221,8 @@ def main() -> None:
                 out = subprocess.run(
                     [
                         sys.executable,
-                        __file__,
+                        "-m",
+                        "graphrec.benchmark.neo4j_io",
                         "--child",
                         "--graph",
                         a.graph,
@@ -235,7 +235,7 @@ def main() -> None:
                         "--parallelism",
                         str(par),
                     ],
-                    env={**os.environ, "PYTHONPATH": f"{a.rust_path}:{ROOT}"},
+                    env={**os.environ, "PYTHONPATH": f"{a.rust_path}:{os.getcwd()}"},
                     capture_output=True,
                     text=True,
                     check=True,
@@ -266,7 +266,7 @@ def main() -> None:
     result["versions"] = {
         "neo4j_driver": neo4j.__version__,
         "neo4j_server": "5.26.0 (embedded)",
-        "python": platform.python_version(),
+        **versions(),
     }
     save(result, f"neo4j-{a.graph}", a.out)
 
