@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from graphrec.errors import ConfigError
-from graphrec.redact import has_userinfo, redact_uri
+from graphrec.redact import has_userinfo, redact_text, redact_uri
 
 PROPERTY_TYPES = ("string", "float", "int")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "Movie\n" does not pass
@@ -721,7 +721,6 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 def to_dict(cfg: Any) -> Any:
     """The config tree as plain data (for metrics.json and checkpoints); any URI userinfo
     is masked (the checks refuse it, this keeps it out of files regardless)."""
-    from graphrec.redact import redact_text
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

@@ -21,6 +21,7 @@ import numpy as np
 from graphrec.benchmark.stages import STAGES, bench_graph
 from graphrec.config import JobConfig, from_dict, load_config
 from graphrec.environment import machine, versions
+from graphrec.errors import ConfigError
 from graphrec.pipeline import RssSampler
 from graphrec.synth import synth_graph
 
@@ -143,8 +144,6 @@ def exponents(graphs: list[dict]) -> dict:
 
 def parse_sizes(text: str) -> list[int]:
     """``"1e5,1e6"`` -> ``[100000, 1000000]``; each at least 1,000 edges."""
-    from graphrec.errors import ConfigError
-
     try:
         sizes = [int(float(s)) for s in text.split(",") if s.strip()]
     except ValueError:

@@ -25,6 +25,7 @@ from graphrec.config import FeatureSpec, JobConfig
 from graphrec.graph import build_graph, split_edges
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.split import EdgeSplit
 from graphrec.loaders import extract, make_source
 from graphrec.models.recommender import use_sparse_embeddings
 from graphrec.pipeline import RssSampler, StageClock
@@ -284,9 +285,7 @@ def _with_prerequisites(stages: tuple[str, ...]) -> set[str]:
     return need
 
 
-def _no_val(split):
-    from graphrec.graph.split import EdgeSplit
-
+def _no_val(split: EdgeSplit) -> EdgeSplit:
     return EdgeSplit(split.train, split.val[:0], split.test[:0])
 
 
