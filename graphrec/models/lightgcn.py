@@ -5,7 +5,7 @@ The user-item edges of the message graph (both directions, symmetric normalizati
 ``1 / sqrt(d_u d_i)``) propagate learnable embeddings ``layers`` times; a node's vector is
 the mean of its layer outputs. No non-linearity: a strong collaborative
 model. Trained on the full graph per step with per-user BPR triplets or user batches
-(:mod:`graphrec.samplers.triplets`) and an L2 penalty on the batch's layer-0 embeddings
+(:mod:`graphrec.samplers.users`) and an L2 penalty on the batch's layer-0 embeddings
 (``train.embedding_l2``).
 
 Two additions to the paper's model, both off by default in the paper and measured on

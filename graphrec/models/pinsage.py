@@ -13,7 +13,7 @@ item bias is a learned popularity prior: without it the model fell below popular
 near-random DVD-rental graph).
 A mini-batch computes only the items its pairs need and their neighbourhoods, layer by
 layer (PinSage's "minibatch computation graph"); ranking computes every item once.
-Trained with the triplet batches of :mod:`graphrec.samplers.triplets` (BPR, BCE, sampled
+Trained with the user batches of :mod:`graphrec.samplers.users` (BPR, BCE, sampled
 softmax or user batches); ``train.hard_negatives`` draws that share of the negatives from
 the positive item's random-walk neighbourhood (PinSage's hard negatives).
 """

@@ -18,7 +18,7 @@ from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph, label_weights, message_graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.samplers.neighbor import make_neighbor_sampler
-from graphrec.samplers.triplets import TripletSampler
+from graphrec.samplers.users import UserSampler
 from graphrec.train.context import TrainContext
 
 
@@ -107,7 +107,7 @@ def worker_edges(graph: Graph, split: EdgeSplit, cfg: JobConfig, ctx: TrainConte
     return shard(split.train, ctx.rank, ctx.world_size, cfg.train.seed)
 
 
-def triplet_loader(
+def user_loader(
     model: nn.Module,
     graph: Graph,
     mine: Tensor,
@@ -115,7 +115,7 @@ def triplet_loader(
     eval_data: HeteroData,
     gen: torch.Generator,
     batch_size: int,
-) -> TripletSampler:
+) -> UserSampler:
     """Per-user batches for full-graph and random-walk models (LightGCN, PinSage): BPR
     triplets, sampled-softmax positives, or whole users (multinomial)."""
     t = cfg.train
@@ -128,7 +128,7 @@ def triplet_loader(
     if t.low_label_weight != 1.0 and graph.label is not None:
         thr = cfg.evaluate.positive_threshold
         weights = label_weights(graph.label[mine], t.low_label_weight, thr)
-    return TripletSampler(
+    return UserSampler(
         ei[0], ei[1], n_users, n_items, batch_size, negatives, eval_data, gen,
         users_only=t.loss == "multinomial",
         hard_table=model.neighbourhoods(eval_data)[0].cpu() if hard else None,

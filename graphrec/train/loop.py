@@ -34,7 +34,7 @@ from graphrec.train.batches import (
     finish_batches,
     make_loader,
     start_batches,
-    triplet_loader,
+    user_loader,
     worker_edges,
 )
 from graphrec.train.checkpoint import ctx_states, save_train_state
@@ -123,7 +123,7 @@ def train_loop(
         batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
         gen = torch.Generator().manual_seed(t.seed + ctx.rank)
         if model_spec(cfg.model.name).batches == "user":
-            loader = triplet_loader(model, graph, mine, cfg, eval_data, gen, batch_size)
+            loader = user_loader(model, graph, mine, cfg, eval_data, gen, batch_size)
         else:
             loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
         opt = make_optimizer(model, t.lr, t.weight_decay)

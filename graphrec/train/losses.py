@@ -9,7 +9,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.config import JobConfig
 from graphrec.models.recommender import Recommender
-from graphrec.samplers.triplets import Triplets
+from graphrec.samplers.users import UserBatch
 
 
 def class_weights(labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -26,7 +26,7 @@ def batch_loss(model: nn.Module, batch: HeteroData, cfg: JobConfig, cw=None) -> 
     """
     core: Recommender = getattr(model, "module", model)
     t = cfg.train
-    if isinstance(batch, Triplets):  # full-graph / random-walk models: per-user triplets
+    if isinstance(batch, UserBatch):  # full-graph / random-walk models: per-user triplets
         b = len(batch.users)
         if t.loss == "multinomial":  # every item of every batch user, full softmax
             cand = torch.arange(core.num_items, device=batch.users.device)

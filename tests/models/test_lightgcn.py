@@ -5,7 +5,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.models.lightgcn import LightGCNRecommender
-from graphrec.samplers.triplets import Triplets
+from graphrec.samplers.users import UserBatch
 
 T = ("user", "rates", "movie")
 
@@ -72,13 +72,13 @@ def test_edge_weights_scale_each_items_share_of_the_multinomial_loss():
     m, data = model(), graph()
     users, owner, pos = torch.tensor([0, 1]), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 2])
     empty = torch.empty(2, 0, dtype=torch.long)
-    plain, n = batch_loss(m, Triplets(users, pos, empty, data, owner), cfg)
-    ones, _ = batch_loss(m, Triplets(users, pos, empty, data, owner, torch.ones(4)), cfg)
-    half, _ = batch_loss(m, Triplets(users, pos, empty, data, owner, torch.full((4,), 0.5)), cfg)
+    plain, n = batch_loss(m, UserBatch(users, pos, empty, data, owner), cfg)
+    ones, _ = batch_loss(m, UserBatch(users, pos, empty, data, owner, torch.ones(4)), cfg)
+    half, _ = batch_loss(m, UserBatch(users, pos, empty, data, owner, torch.full((4,), 0.5)), cfg)
     assert n == 4 and torch.isclose(plain, ones) and torch.isclose(half, plain / 2)
     # weight 0 on user 0's second item: only its first item counts (per-user mean over 2)
     w = torch.tensor([1.0, 0.0, 1.0, 1.0])
-    got, _ = batch_loss(m, Triplets(users, pos, empty, data, owner, w), cfg)
+    got, _ = batch_loss(m, UserBatch(users, pos, empty, data, owner, w), cfg)
     z = m.encode(data)
     logp = torch.log_softmax(z["user"] @ z["movie"].t(), 1)
     want = -((logp[0, 0] + 0.0) / 2 + (logp[1, 1] + logp[1, 2]) / 2) / 2

@@ -67,7 +67,9 @@ def brute_force(model: FixedVectors, graph, k: int) -> list[tuple]:
     for u in range(len(user_ids)):
         seen = set(ei[1, ei[0] == u].tolist())
         scores = (model.items.double() @ model.users[u].double()).tolist()
-        unseen = sorted((i for i in range(len(item_ids)) if i not in seen), key=lambda i: -scores[i])
+        unseen = sorted(
+            (i for i in range(len(item_ids)) if i not in seen), key=lambda i: -scores[i]
+        )
         for rank, i in enumerate(unseen[:k], start=1):
             rows.append((user_ids[u], item_ids[i], rank, scores[i]))
     return rows
@@ -152,4 +154,6 @@ def test_the_model_scores_on_the_full_graph(heavy):
     assert got.shape == graph.target_index.shape
     as_set = lambda ei: set(map(tuple, ei.t().tolist()))  # noqa: E731
     assert as_set(got) == as_set(graph.target_index)
-    assert as_set(data["movie", "rev_rates", "user"].edge_index) == as_set(graph.target_index.flip(0))
+    assert as_set(data["movie", "rev_rates", "user"].edge_index) == as_set(
+        graph.target_index.flip(0)
+    )

@@ -3,7 +3,7 @@
 import torch
 
 from graphrec.samplers.random_walk import item_neighbourhoods
-from graphrec.samplers.triplets import TripletSampler
+from graphrec.samplers.users import UserSampler
 
 
 def two_communities():
@@ -37,7 +37,7 @@ def test_walk_neighbourhoods_stay_in_the_community_and_weights_are_shares():
 def test_triplets_never_draw_a_users_own_item_as_negative():
     users, items = two_communities()
     gen = torch.Generator().manual_seed(0)
-    s = TripletSampler(users, items, 8, 12, batch_size=64, num_negatives=5, generator=gen)
+    s = UserSampler(users, items, 8, 12, batch_size=64, num_negatives=5, generator=gen)
     known = set(zip(users.tolist(), items.tolist(), strict=True))
     for batch in s:
         rows = zip(batch.users.tolist(), batch.pos.tolist(), batch.neg.tolist(), strict=True)
@@ -49,7 +49,7 @@ def test_triplets_never_draw_a_users_own_item_as_negative():
 
 def test_user_batches_carry_every_training_item_of_their_users():
     users, items = two_communities()
-    s = TripletSampler(users, items, 8, 12, batch_size=3, generator=torch.Generator())
+    s = UserSampler(users, items, 8, 12, batch_size=3, generator=torch.Generator())
     s.users_only = True
     seen = set()
     for b in s:
@@ -63,7 +63,7 @@ def test_hard_negatives_come_from_the_positives_neighbourhood_and_are_unseen():
     users, items = two_communities()
     nbr, _ = item_neighbourhoods(users, items, 8, 12, walks=40, length=2, top_t=4, seed=0)
     gen = torch.Generator().manual_seed(0)
-    s = TripletSampler(users, items, 8, 12, batch_size=200, num_negatives=2, generator=gen)
+    s = UserSampler(users, items, 8, 12, batch_size=200, num_negatives=2, generator=gen)
     s.hard_table, s.hard_share = nbr, 0.5
     known = set(zip(users.tolist(), items.tolist(), strict=True))
     b = s.sample(200)
@@ -84,7 +84,7 @@ def test_hard_negatives_come_from_the_positives_neighbourhood_and_are_unseen():
 def test_user_batches_hand_out_each_edges_own_weight():
     users, items = two_communities()
     weights = (users * 100 + items).float()  # a distinct weight per edge
-    s = TripletSampler(users, items, 8, 12, 3, generator=torch.Generator(), users_only=True,
+    s = UserSampler(users, items, 8, 12, 3, generator=torch.Generator(), users_only=True,
                        weights=weights)  # fmt: skip
     for b in s:
         assert torch.equal(b.weight, (b.users[b.owner] * 100 + b.pos).float())

@@ -1,4 +1,5 @@
-"""Per-user BPR sampling: (user, positive item, negative items) triplets.
+"""Per-user sampling for the full-graph models: BPR triplets (user, positive item, negative
+items), or whole users with every training item (``users_only``, the multinomial loss).
 
 As LightGCN and BPR do it (Rendle et al. 2009; He et al. 2020): each step draws users
 uniformly from the users that have training edges, one of each user's training items
@@ -17,7 +18,7 @@ from torch import Tensor
 
 
 @dataclass
-class Triplets:
+class UserBatch:
     """One mini-batch: ``users [B]``, ``pos [B]``, ``neg [B, N]`` (global ids) and the
     message-passing graph the scores are computed on."""
 
@@ -31,10 +32,10 @@ class Triplets:
     weight: Tensor | None = None
     """User batches: a weight per entry of ``pos`` (None: all 1)."""
 
-    def to(self, device) -> Triplets:
+    def to(self, device) -> UserBatch:
         owner = None if self.owner is None else self.owner.to(device)
         weight = None if self.weight is None else self.weight.to(device)
-        return Triplets(
+        return UserBatch(
             self.users.to(device),
             self.pos.to(device),
             self.neg.to(device),
@@ -51,8 +52,9 @@ class Triplets:
         )
 
 
-class TripletSampler:
-    """Iterates ``ceil(len(edges) / batch_size)`` triplet batches per pass.
+class UserSampler:
+    """Iterates ``ceil(len(edges) / batch_size)`` triplet batches per pass, or (``users_only``)
+    every active user once in batches of whole users.
 
     Args: users, items: the training edges (global ids); num_items: catalogue size;
     data: the message graph handed along with each batch; generator: seeds the draws.
@@ -108,7 +110,7 @@ class TripletSampler:
         for _ in range(len(self)):
             yield self.sample(self.batch_size)
 
-    def user_batch(self, users: Tensor) -> Triplets:
+    def user_batch(self, users: Tensor) -> UserBatch:
         """``users`` with every one of their training items."""
         start, deg = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
         owner = torch.repeat_interleave(torch.arange(len(users)), deg)
@@ -117,9 +119,9 @@ class TripletSampler:
         at = start[owner] + offset
         empty = torch.empty(len(users), 0, dtype=torch.long)
         weight = None if self.weights is None else self.weights[at]
-        return Triplets(users, self.items[at], empty, self.data, owner, weight)
+        return UserBatch(users, self.items[at], empty, self.data, owner, weight)
 
-    def sample(self, n: int) -> Triplets:
+    def sample(self, n: int) -> UserBatch:
         g = self.generator
         users = self.active[torch.randint(len(self.active), (n,), generator=g)]
         start, deg = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
@@ -133,7 +135,7 @@ class TripletSampler:
             neg[seen] = torch.randint(self.num_items, (int(seen.sum()),), generator=g)
         if self.hard_table is not None and self.hard_share > 0:
             self._harden(users, pos, neg)
-        return Triplets(users, pos, neg, self.data)
+        return UserBatch(users, pos, neg, self.data)
 
     def _harden(self, users: Tensor, pos: Tensor, neg: Tensor) -> None:
         """PinSage's hard negatives: items near the positive that the user has no edge to."""
