@@ -68,7 +68,7 @@ class PinSageRecommender(nn.Module):
     def neighbourhoods(self, data) -> tuple[Tensor, Tensor]:
         """Random-walk neighbourhoods over ``data``'s target edges (cached per graph)."""
         ei = data[self.target].edge_index
-        key = (ei.data_ptr(), ei.shape[1], int(ei[0].sum()))
+        key = (ei.data_ptr(), ei.shape[1], int(ei[0].sum()), int(ei[1].sum()))
         if self._hood is None or self._hood[0] != key:
             nbr, w = item_neighbourhoods(
                 ei[0].cpu(), ei[1].cpu(), self.num_users, self.num_items,

@@ -4,6 +4,7 @@ a crash never leaves a half-written file, and a rerun replaces the file."""
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -20,8 +21,12 @@ class ParquetSink(RecommendationSink):
     def _write(self, table: pa.Table) -> dict:
         t0 = time.perf_counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.path)
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed write leaves nothing half-written behind
+            raise
         seconds = time.perf_counter() - t0
         return {"rows": table.num_rows, "seconds": seconds, "rows_per_s": table.num_rows / seconds}

@@ -19,11 +19,11 @@ from tests.reliability.conftest import child, run_cli, tree
 
 # stage -> (module attribute the job calls in that stage)
 STAGES = {
-    "extract": "graphrec.job.extract_cached",
-    "build": "graphrec.job.build_graph",
+    "extract": "graphrec.pipeline.extract_cached",
+    "build": "graphrec.pipeline.build_graph",
     "train": "graphrec.job.train_loop_per_worker",
     "evaluate": "graphrec.job.evaluate_test",
-    "recommend": "graphrec.job.recommend",
+    "recommend": "graphrec.job.recommend_all",
     "write": "graphrec.sinks.parquet.ParquetSink._write",
     "write (checkpoint)": "graphrec.job.save_checkpoint",
 }
