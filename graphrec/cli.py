@@ -1,8 +1,8 @@
 """``graphrec``: the one entry point.
 
-    graphrec run                                   # bundled MovieLens, from the repo root
-    graphrec run --config configs/movielens-link.yaml train.epochs=5
-    graphrec run --config configs/movielens.yaml mode=final
+    graphrec run                                   # bundled MovieLens ranker, from the repo root
+    graphrec run --config configs/movielens.yaml   # rating regression (RMSE)
+    graphrec run mode=final                        # train on every edge, write top-k
     graphrec run --workers 2                       # Ray Train, 2 data-parallel workers
     graphrec train --workers 2 --resume            # continue the newest stopped run
     graphrec tune --config configs/movielens-sage-link.yaml --samples 8
@@ -29,7 +29,10 @@ from pathlib import Path
 
 from graphrec.errors import PENDING, GraphRecError, Interrupted
 
-DEFAULT_CONFIG = Path("configs/movielens.yaml")
+DEFAULT_CONFIG = Path("configs/movielens-link.yaml")
+"""What ``graphrec run`` uses without ``--config``: the best ranker of ``graphrec compare``."""
+COMPARE_CONFIG = Path("configs/movielens.yaml")
+"""What ``graphrec compare`` uses without ``--config``: every model and baseline."""
 OUT_OF_MEMORY = ("can't allocate memory", "CUDA out of memory", "out of memory")
 
 
@@ -260,7 +263,7 @@ def _tune(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from graphrec.compare import run_compare
 
-    path = str(args.config or DEFAULT_CONFIG)
+    path = str(args.config or COMPARE_CONFIG)
     _, md = run_compare(path, args.overrides, progress=not args.quiet)
     print(md.read_text())
     print(f"wrote {md} and {md.with_suffix('.json')}")

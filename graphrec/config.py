@@ -308,6 +308,44 @@ class PinSageConfig:
 
 
 @dataclass
+class EASEConfig:
+    """EASE's own settings (``model.ease``)."""
+
+    lam: float | Literal["auto"] = "auto"
+    """L2 regularisation of the item-item weights. ``auto``: chosen on the validation split
+    by a geometric search (x4 steps from 10x the mean item degree)."""
+    low_label_weight: float | None = None
+    """Weight of edges labelled below ``evaluate.positive_threshold`` in the interaction
+    matrix (None: ``train.low_label_weight`` where it is not 1, else every edge 1)."""
+
+    def __post_init__(self) -> None:
+        if self.lam != "auto":
+            _at_least(self, "model.ease", lam=1e-9)
+        if self.low_label_weight is not None:
+            _share(self, "model.ease", "low_label_weight")
+
+
+@dataclass
+class GFCFConfig:
+    """Graph-filter collaborative filtering's own settings (``model.gfcf``)."""
+
+    rank: int = 256
+    """Singular vectors of the normalised user-item matrix in the ideal low-pass filter
+    (capped below the smaller side of the matrix)."""
+    alpha: float | Literal["auto"] = "auto"
+    """Weight of the ideal low-pass filter against the linear one. ``auto``: chosen on the
+    validation split (x3 steps from 0.3)."""
+    linear: bool | Literal["auto"] = "auto"
+    """Include the linear filter (a dense items x items matrix). ``auto``: where it fits
+    in a quarter of this machine's memory; else the low-pass filter alone."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, "model.gfcf", rank=1)
+        if self.alpha != "auto":
+            _at_least(self, "model.gfcf", alpha=0.0)
+
+
+@dataclass
 class ModelConfig:
     """The encoder and decoder."""
 
@@ -315,8 +353,10 @@ class ModelConfig:
     """A model of the registry (``graphrec.models.MODELS``): sage: heterogeneous GraphSAGE
     over every edge type, features and neighbour-sampled mini-batches; lightgcn: LightGCN
     on the user-item edges, full graph per step, per-user batches; pinsage: item
-    embeddings from content features and random-walk neighbourhoods (item -> user -> item).
-    Each model's own checks run before any work (``graphrec.models.check_model``)."""
+    embeddings from content features and random-walk neighbourhoods (item -> user -> item);
+    ease and gfcf: closed-form item-item models (no epochs: fit once, their setting chosen
+    on validation); popularity: a learned item score. Each model's own checks run before
+    any work (``graphrec.models.check_model``)."""
     layers: int | None = None
     """Propagation layers (None: one per ``sampler.num_neighbors`` hop)."""
     hidden: int = 64
@@ -340,6 +380,10 @@ class ModelConfig:
     labelled edges/s at 250k nodes, no difference at 25k, ``graphrec bench``)."""
     pinsage: PinSageConfig = field(default_factory=PinSageConfig)
     """pinsage: its neighbourhood settings."""
+    ease: EASEConfig = field(default_factory=EASEConfig)
+    """ease: its regularisation."""
+    gfcf: GFCFConfig = field(default_factory=GFCFConfig)
+    """gfcf: its filters."""
 
     def __post_init__(self) -> None:
         _at_least(self, "model", layers=1, hidden=1, embedding_dim=1)
@@ -557,12 +601,20 @@ class CompareConfig:
     splits: list[Literal["random", "temporal"]] = field(default_factory=lambda: ["random"])
     """Split kinds to compare on (fractions from ``build.split``)."""
     baselines: list[
-        Literal["popularity", "itemknn", "als", "als_rated", "bpr", "bias", "biased_mf"]
-    ] = field(default_factory=lambda: ["popularity", "itemknn", "als", "bpr", "bias", "biased_mf"])
-    """Non-GNN baselines (als_rated, bias and biased_mf need a rating label; ALS and BPR the
-    ``implicit`` package). als_rated: ALS whose confidence weights edges labelled below
-    ``evaluate.positive_threshold`` less (0.1 or 0.3, chosen on validation), the rating
-    information ``train.low_label_weight`` gives a GNN."""
+        Literal[
+            "popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr", "bias",
+            "biased_mf",
+        ]
+    ] = field(
+        default_factory=lambda: ["popularity", "itemknn", "ease", "als", "bpr", "bias", "biased_mf"]
+    )  # fmt: skip
+    """Non-GNN baselines (als_rated, ease_rated, bias and biased_mf need a rating label; ALS
+    and BPR the ``implicit`` package). ease: Steck's closed-form item-item model, its
+    regularisation chosen on validation (a dense items x items inverse: refused, naming the
+    size, where it does not fit in memory). als: factors, regularisation and confidence
+    chosen on validation. *_rated: edges labelled below ``evaluate.positive_threshold``
+    weigh less (0.1 or 0.3, chosen on validation), the rating information
+    ``train.low_label_weight`` gives a GNN."""
     models: dict[str, list[str]] = field(default_factory=dict)
     """graphrec models: name -> dotted overrides of this config (model, train, sampler)."""
     out: str = "bench/results"

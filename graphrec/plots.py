@@ -11,15 +11,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_training_curve(history: list[dict], val_metric: str, path: Path) -> None:
-    """Training loss and the validation metric per epoch, side by side."""
+    """Training loss and the validation metric per epoch, side by side. A closed-form model
+    (rows without a loss) shows the validation metric against the setting it tried."""
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 2 if val_metric else 1, figsize=(10 if val_metric else 5, 3.5))
-    axes = axes if val_metric else [axes]
-    axes[0].plot(epochs, [r["loss"] for r in history], marker="o")
-    axes[0].set(xlabel="epoch", ylabel="training loss", title="training loss")
-    if val_metric:
-        axes[1].plot(epochs, [r.get(val_metric) for r in history], marker="o", color="C1")
-        axes[1].set(xlabel="epoch", ylabel=val_metric, title=val_metric)
+    panels = (["loss"] if any("loss" in r for r in history) else []) + (
+        [val_metric] if val_metric else []
+    )
+    if not panels:
+        panels = ["seconds"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5))
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, key, color in zip(axes, panels, ("C0", "C1"), strict=False):
+        ax.plot(epochs, [r.get(key) for r in history], marker="o", color=color)
+        title = "training loss" if key == "loss" else key
+        ax.set(xlabel="epoch (closed form: the n-th setting tried)", ylabel=title, title=title)
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()

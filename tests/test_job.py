@@ -49,6 +49,8 @@ def tiny_ratings(root):
         ("link", "softmax", 5, "lightgcn"),
         ("link", "multinomial", 1, "pinsage"),
         ("link", "bce", 2, "pinsage+hard"),
+        ("link", "bpr", 1, "ease"),
+        ("link", "bpr", 1, "gfcf"),
     ],
 )
 def test_tiny_job_end_to_end(tiny_root, tmp_path, objective, loss, negatives, model):

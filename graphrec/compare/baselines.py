@@ -1,7 +1,8 @@
 """Non-GNN baselines on the same split and the same ranking protocol as the models.
 
 Ranking: popularity, item-kNN (cosine on the binary interaction matrix, top-K neighbours
-per item), ALS and BPR matrix factorisation (the ``implicit`` package; ALS also with
+per item), EASE (Steck 2019: a closed-form item-item model, binary or with low-rated edges
+down-weighted), ALS and BPR matrix factorisation (the ``implicit`` package; ALS also with
 low-rated edges down-weighted, as graphrec's ``train.low_label_weight`` does for a GNN, so a
 GNN's win is not just the ratings it was given). Ratings: the
 user+item bias model (regularised, alternating closed-form sweeps) and biased matrix
@@ -9,8 +10,9 @@ factorisation (``mu + b_u + b_i + <p_u, q_i>``, Adam, L2). Each one is fit on a 
 (user, item[, rating]) edges; hyper-parameters are chosen on validation by the caller
 (:mod:`graphrec.compare.runner`), never on test.
 
-Item-kNN holds a dense ``items x items`` similarity: fine for benchmark catalogues (10k
-items: 380 MB), not for millions of items.
+Item-kNN and EASE hold a dense ``items x items`` matrix: fine for benchmark catalogues (10k
+items: 380 MB; EASE's inverse about 15 s on 2 cores), not for millions of items. EASE refuses
+a catalogue whose matrices do not fit in half of this machine's memory, naming the size.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from graphrec.errors import ConfigError
 from graphrec.graph.hetero import label_weights
 from graphrec.ranking.metrics import popularity_vectors
 
-RANKING_BASELINES = ("popularity", "itemknn", "als", "als_rated", "bpr")
+RANKING_BASELINES = ("popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr")
 RATING_BASELINES = ("bias", "biased_mf")
-NEEDS_RATINGS = (*RATING_BASELINES, "als_rated")  # skipped on a graph without a label
+NEEDS_RATINGS = (*RATING_BASELINES, "als_rated", "ease_rated")  # skipped on a graph without a label
 
 
 @dataclass
@@ -97,6 +99,61 @@ class ItemKNN(Ranker):
 
     def scores(self, start: int, stop: int) -> Tensor:
         return self.r[start:stop] @ self.sim
+
+
+class EASE(Ranker):
+    """Embarrassingly shallow autoencoder (Steck 2019): item-item weights ``B`` minimising
+    ``||X - X B||^2 + lam ||B||^2`` with ``diag(B) = 0``, in closed form:
+    ``P = (X^T X + lam I)^-1``, ``B_ij = -P_ij / P_jj`` (``B_jj = 0``); ``score(u) = x_u B``.
+
+    ``X`` is binary, or with ``low_label_weight`` 1 for edges labelled ``>= threshold`` and
+    ``low_label_weight`` below (the weighting ``als_rated`` and the GNNs use). Cost: one
+    ``items x items`` Cholesky inverse (``O(I^3)`` time, about ``3 I^2`` floats of memory),
+    independent of the number of users and edges; the history stays sparse.
+    """
+
+    def __init__(
+        self,
+        h: History,
+        lam: float,
+        low_label_weight: float | None = None,
+        threshold: float = 4.0,
+        memory_bytes: int | None = None,
+    ) -> None:
+        check_dense_items(h.num_items, "ease", copies=3, memory_bytes=memory_bytes)
+        values = None
+        if low_label_weight is not None:
+            if h.ratings is None:
+                raise ConfigError("ease with rating weights needs rated edges (build.label)")
+            values = label_weights(h.ratings, low_label_weight, threshold)
+        self.x = h.csr(values)
+        gram = torch.from_numpy((self.x.T @ self.x).toarray()).float()
+        gram.diagonal().add_(lam)
+        p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
+        del gram
+        self.b = p.div_(-p.diagonal().clone())  # column j divided by -P_jj
+        self.b.fill_diagonal_(0.0)
+
+    def scores(self, start: int, stop: int) -> Tensor:
+        return torch.from_numpy(self.x[start:stop].toarray()) @ self.b
+
+
+def check_dense_items(
+    num_items: int, name: str, copies: int, memory_bytes: int | None = None
+) -> None:
+    """Refuse a dense ``items x items`` model whose ``copies`` float32 matrices need more
+    than half of this machine's memory (``memory_bytes``: the total to judge against)."""
+    import psutil
+
+    total = memory_bytes if memory_bytes is not None else psutil.virtual_memory().total
+    need = copies * 4 * num_items**2
+    if need > total / 2:
+        raise ConfigError(
+            f"{name}: {num_items:,} items need {copies} dense {num_items:,} x {num_items:,} "
+            f"matrices ({need / 2**30:.1f} GiB), more than half of this machine's "
+            f"{total / 2**30:.1f} GiB; leave {name} out of compare.baselines for this graph "
+            "(als and the graph models scale with edges, not items squared)"
+        )
 
 
 def _implicit():

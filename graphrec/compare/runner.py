@@ -45,6 +45,7 @@ from graphrec.ranking.topk import topk_by
 from graphrec.recommend.evaluate import known_edges, seen_edges
 from graphrec.train.batches import TrainInputs
 from graphrec.train.loop import train_loop_per_worker
+from graphrec.train.search import ladder
 
 KS = (10, 20)
 
@@ -114,6 +115,47 @@ def _select(proto: Protocol, grid: list[dict], fit, metric: str, lower: bool):
     return {"params": best[1], f"val_{metric}": best[0]}, best[2]
 
 
+def _ladder(
+    proto: Protocol, fit, base: dict, key: str, start: float, factor: float = 4.0, most: int = 8
+) -> tuple[float, dict, object, list]:
+    """:func:`graphrec.train.search.ladder` over ``base[key]`` on validation NDCG@20, keeping
+    only the best model in memory. Returns (val, params, model, every (value, val))."""
+    best: list = [None]
+
+    def evaluate(x: float) -> float:
+        params = {**base, key: x}
+        model = fit(proto.history(), params)
+        v = _score(proto, model, "val")["ndcg@20"]
+        if best[0] is None or v > best[0][0]:
+            best[0] = (v, params, model)
+        return v
+
+    _, _, tried = ladder(evaluate, start, factor, most)
+    v, params, model = best[0]
+    return v, params, model, tried
+
+
+def _select_ease(proto: Protocol, rated: bool) -> tuple[dict, B.EASE]:
+    """lam by :func:`_ladder` from 10 x the mean item degree (EASE's lam grows with the
+    Gram matrix's diagonal); ``ease_rated`` also picks the weight of low-rated edges, its
+    second weight starting from the first one's best lam."""
+    h = proto.history()
+    start = 10.0 * max(len(h.users) / max(h.num_items, 1), 1.0)
+    fit = lambda h, p: B.EASE(h, threshold=proto.threshold, **p)  # noqa: E731
+    if not rated:
+        v, params, model, tried = _ladder(proto, fit, {}, "lam", start)
+        return {"params": params, "val_ndcg@20": v, "tried": tried}, model
+    best, tried_all = None, []
+    for w in (0.3, 0.1):
+        v, params, model, tried = _ladder(proto, fit, {"low_label_weight": w}, "lam", start)
+        tried_all.append({"low_label_weight": w, "lam": tried})
+        if best is None or v > best[0]:
+            best = (v, params, model)
+        start = params["lam"]
+        del model
+    return {"params": best[1], "val_ndcg@20": best[0], "tried": tried_all}, best[2]
+
+
 def _score(proto: Protocol, model, stage: str) -> dict:
     if isinstance(model, B.RatingModel):
         return {**proto.rank(model.ranker(), stage), **proto.ratings(model.predict, stage)}
@@ -127,7 +169,8 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     if name in NEEDS_RATINGS and not ratings:
         return {"skipped": "the graph has no rating label"}
     als_grid = [
-        {"factors": 64, "regularization": r, "alpha": a, "iterations": 15}
+        {"factors": f, "regularization": r, "alpha": a, "iterations": 15}
+        for f in (32, 64, 128)
         for a in (1.0, 5.0, 20.0)
         for r in (1.0, 10.0, 30.0, 100.0)
     ]
@@ -155,6 +198,8 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     t0 = time.perf_counter()
     if name == "biased_mf":
         chosen, model = _select_biased_mf(proto, seed)
+    elif name in ("ease", "ease_rated"):
+        chosen, model = _select_ease(proto, rated=name == "ease_rated")
     elif name in fits:
         grid, fit = fits[name]
         metric, lower = ("rmse", True) if name == "bias" else ("ndcg@20", False)

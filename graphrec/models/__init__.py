@@ -3,7 +3,14 @@ registry (:mod:`graphrec.models.registry`): importing this package registers eve
 A new model is one file here ending in ``register(ModelSpec(...))`` plus its line below.
 """
 
-from graphrec.models import lightgcn, pinsage, popularity, recommender  # noqa: F401  (registers them)
+from graphrec.models import (  # noqa: F401  (registers them)
+    ease,
+    gfcf,
+    lightgcn,
+    pinsage,
+    popularity,
+    recommender,
+)
 from graphrec.models.decoders import DotDecoder
 from graphrec.models.recommender import Recommender, build_model
 from graphrec.models.registry import (

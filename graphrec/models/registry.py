@@ -53,9 +53,10 @@ class ModelSpec:
     """``model.name``."""
     build: Callable[[Graph, EdgeSplit, JobConfig], RecommenderModel]
     """The model for a graph, its training split (e.g. the mean rating) and the config."""
-    batches: Literal["neighbor", "user"]
+    batches: Literal["neighbor", "user", "closed_form"]
     """neighbor: ``LinkNeighborLoader`` subgraphs around labelled edges; user: per-user
-    batches (BPR triplets, sampled-softmax positives or whole users) on the full graph."""
+    batches (BPR triplets, sampled-softmax positives or whole users) on the full graph;
+    closed_form: no batches, fit once per value of its one setting (chosen on validation)."""
     losses: tuple[str, ...]
     """The ``train.loss`` values it trains with."""
     options: tuple[str, ...] = ()

@@ -164,16 +164,20 @@ def start_batches(loader):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def finish_batches(it) -> None:
+def finish_batches(it, quiet: bool = False) -> None:
     """Shut an epoch's batch iterator down now, with SIGINT and SIGTERM blocked: left to
     the garbage collector, its worker shutdown can meet a signal inside ``__del__``, where
     Python prints the exception and carries on. A signal that arrives meanwhile is raised
-    right after, in ordinary code."""
+    right after, in ordinary code. ``quiet``: an epoch cut short by an error or an
+    interrupt; a failure of the shutdown itself is then not raised over that error."""
     shutdown = getattr(it, "_shutdown_workers", None)  # PyTorch's multi-process iterator
     if shutdown is None:
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         shutdown()
+    except Exception:
+        if not quiet:
+            raise
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

@@ -38,6 +38,7 @@ from graphrec.train.batches import (
     worker_edges,
 )
 from graphrec.train.checkpoint import ctx_states, save_train_state
+from graphrec.train.closed_form import fit_closed_form
 from graphrec.train.context import TrainContext, resolve_device, settings_digest
 from graphrec.train.evaluation import validate
 from graphrec.train.losses import batch_loss, class_weights
@@ -114,11 +115,18 @@ def train_loop(
         device = ctx.device
         torch.manual_seed(t.seed + ctx.rank)
         model.to(device)
-        net = ctx.prepare_model(model)
         if data is None:
             data = message_graph(graph, split.train, cfg.build.reverse_edges)
         # the loader samples from `data` on the CPU; validation runs the full graph on `device`
         eval_data = data.to(device) if device.type != "cpu" else data
+        if model_spec(cfg.model.name).batches == "closed_form":
+            result = fit_closed_form(
+                model, graph, split, cfg, ctx, eval_data, TrainResult(), progress
+            )
+            result.stats.update(summarize(result.history, ctx.world_size))
+            result.stats.update(device=str(device), run_id=t.run_id, best_epoch=result.best_epoch)
+            return result
+        net = ctx.prepare_model(model)
         mine = worker_edges(graph, split, cfg, ctx)
         batch_size = math.ceil(cfg.sampler.batch_size / ctx.world_size)
         gen = torch.Generator().manual_seed(t.seed + ctx.rank)
@@ -161,30 +169,34 @@ def train_loop(
             loss_sum, n_lab, n_batches = 0.0, 0, 0
             it = start_batches(loader)
             bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress)
-            while n_batches < steps:
-                raise_if_interrupted()
-                ts = time.perf_counter()
-                batch = next(it)
-                tc = time.perf_counter()
-                sample_s += tc - ts
-                batch = batch.to(device)
-                opt.zero_grad()
-                loss, n = batch_loss(net, batch, cfg, cw)
-                value = loss.item()
-                if not math.isfinite(value):  # stop before the step spreads it to the weights
-                    raise RunError(
-                        f"train: the loss is {value} at epoch {epoch}, step {n_batches + 1} "
-                        f"(train.lr={t.lr:g}; a too high learning rate or extreme labels): "
-                        "training stopped, nothing was written"
-                    )
-                loss.backward()
-                opt.step()
-                compute_s += time.perf_counter() - tc
-                loss_sum += value * n
-                n_lab += n
-                n_batches += 1
-                bar.update()
-                bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
+            try:
+                while n_batches < steps:
+                    raise_if_interrupted()
+                    ts = time.perf_counter()
+                    batch = next(it)
+                    tc = time.perf_counter()
+                    sample_s += tc - ts
+                    batch = batch.to(device)
+                    opt.zero_grad()
+                    loss, n = batch_loss(net, batch, cfg, cw)
+                    value = loss.item()
+                    if not math.isfinite(value):  # stop before the step spreads it to the weights
+                        raise RunError(
+                            f"train: the loss is {value} at epoch {epoch}, step {n_batches + 1} "
+                            f"(train.lr={t.lr:g}; a too high learning rate or extreme labels): "
+                            "training stopped, nothing was written"
+                        )
+                    loss.backward()
+                    opt.step()
+                    compute_s += time.perf_counter() - tc
+                    loss_sum += value * n
+                    n_lab += n
+                    n_batches += 1
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss_sum / max(n_lab, 1):.4f}")
+            except BaseException:  # interrupted or failed: the workers stop here, not in a __del__
+                finish_batches(it, quiet=True)
+                raise
             finish_batches(it)
             bar.close()
             train_s = time.perf_counter() - t0

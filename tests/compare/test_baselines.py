@@ -94,3 +94,42 @@ def test_bpr_is_reproducible_from_its_seed():
     h = B.History(users, items, 300, 2000, None)
     a, b = (B.bpr(h, factors=16, learning_rate=0.05, iterations=20, seed=3) for _ in range(2))
     assert torch.equal(a.scores(0, 300), b.scores(0, 300))
+
+
+def test_ease_matches_its_closed_form_by_hand():
+    # 4 users, 3 items; B = I - P diag(1/diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0
+    pairs = [(0, 0), (0, 1), (1, 1), (1, 2), (2, 0), (2, 2), (3, 1)]
+    h = history(pairs, 4, 3)
+    lam = 2.0
+    x = h.matrix().double()
+    p = torch.linalg.inv(x.t() @ x + lam * torch.eye(3, dtype=torch.float64))
+    b = torch.eye(3, dtype=torch.float64) - p / p.diagonal().unsqueeze(0)
+    b.fill_diagonal_(0.0)
+    ease = B.EASE(h, lam=lam)
+    assert torch.allclose(ease.b.double(), b, atol=1e-5)
+    assert torch.allclose(ease.scores(0, 4).double(), x @ b, atol=1e-5)
+    assert torch.allclose(ease.scores(1, 3).double(), (x @ b)[1:3], atol=1e-5)
+
+
+def test_ease_with_rating_weights_down_weights_low_rated_edges():
+    pairs = [(0, 0), (0, 1), (1, 1), (1, 2), (2, 0), (2, 2)]
+    ratings = [5.0, 2.0, 4.0, 1.0, 4.5, 5.0]
+    h = history(pairs, 3, 3, ratings)
+    ease = B.EASE(h, lam=1.0, low_label_weight=0.3, threshold=4.0)
+    x = torch.tensor([[1.0, 0.3, 0], [0, 1.0, 0.3], [1.0, 0, 1.0]])
+    assert torch.allclose(torch.from_numpy(ease.x.toarray()), x)
+    with pytest.raises(ConfigError, match="needs rated edges"):
+        B.EASE(history(pairs, 3, 3), lam=1.0, low_label_weight=0.3)
+
+
+def test_ease_learns_co_occurrence_inside_blocks():
+    pairs = [(u, i) for u in range(20) for i in range(10) if (u < 10) == (i < 5) and (u + i) % 3]
+    scores = B.EASE(history(pairs, 20, 10), lam=1.0).scores(0, 20)
+    inside = torch.tensor([[(u < 10) == (i < 5) for i in range(10)] for u in range(20)])
+    assert scores[inside].mean() > 0.2 and scores[~inside].abs().max() < 1e-4
+
+
+def test_ease_refuses_a_catalogue_too_large_for_memory_naming_the_size():
+    h = history([(0, 0)], 1, 50_000)
+    with pytest.raises(ConfigError, match=r"ease: 50,000 items need 3 dense 50,000 x 50,000"):
+        B.EASE(h, lam=1.0, memory_bytes=16 * 2**30)  # 27.9 GiB > half of 16 GiB

@@ -32,7 +32,7 @@ def test_compare_writes_a_table_of_every_method_over_seeds(tiny_root, tmp_path):
         "sage-rating": ["train.epochs=2"],
         "lightgcn": ["model.name=lightgcn", "train.objective=link", "train.loss=bpr"],
     }
-    baselines = ["popularity", "itemknn", "bias", "biased_mf"]
+    baselines = ["popularity", "itemknn", "ease", "ease_rated", "bias", "biased_mf"]
     path = write_config(tiny_root, tmp_path, models, baselines)
     out, md = run_compare(str(path), progress=False)
     saved = json.loads((tmp_path / "results" / "quality-tiny.json").read_text())
@@ -47,6 +47,16 @@ def test_compare_writes_a_table_of_every_method_over_seeds(tiny_root, tmp_path):
         for name in ("bias", "biased_mf", "sage-rating"):
             assert res[name]["mean"]["rmse"] > 0 and res[name]["mean"]["mae"] > 0
         assert "rmse" not in res["lightgcn"]["mean"]
+        for name in ("ease", "ease_rated"):  # lam chosen on validation, every try recorded
+            for run in res[name]["runs"]:
+                chosen = run["chosen"]
+                tried = chosen["tried"] if name == "ease" else chosen["tried"][0]["lam"]
+                assert len(tried) >= 2
+                if name == "ease":
+                    assert chosen["val_ndcg@20"] == max(v for _, v in tried)
+                    assert chosen["params"]["lam"] in [lam for lam, _ in tried]
+        w = [r["chosen"]["params"]["low_label_weight"] for r in res["ease_rated"]["runs"]]
+        assert set(w) <= {0.1, 0.3}
         for name, r in res.items():  # per-user NDCG@20, kept for paired intervals
             for run in r["runs"]:
                 pu = run["per_user"]
@@ -196,3 +206,25 @@ def test_results_json_joins_number_lists_and_leaves_strings_alone():
     assert json.loads(text) == out
     assert '"users": [0, 3, 7]' in text and '"ndcg@20": [0.5, -1e-05, 0.0]' in text
     assert '"compare.seeds=[0,1,2]"' in text
+
+
+@pytest.mark.parametrize(
+    "peak,expected", [(1600.0, [100, 400, 1600, 6400]), (6.25, [1.562, 6.25, 25, 100, 400])]
+)
+def test_the_ladder_walks_towards_the_validation_peak_and_keeps_the_best(
+    monkeypatch, peak, expected
+):
+    import math
+
+    from graphrec.compare import runner
+
+    class Proto:
+        def history(self):
+            return None
+
+    monkeypatch.setattr(
+        runner, "_score", lambda proto, model, stage: {"ndcg@20": -abs(math.log(model / peak))}
+    )
+    val, params, model, tried = runner._ladder(Proto(), lambda h, p: p["lam"], {}, "lam", 100.0)
+    assert [lam for lam, _ in tried] == expected
+    assert params == {"lam": peak} and model == peak and val == 0.0
