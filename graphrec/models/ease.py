@@ -29,7 +29,7 @@ from graphrec.models.closed_form import (
     dense_items_fit,
     low_weight,
 )
-from graphrec.models.registry import LINK_LOSSES, ModelSpec, register
+from graphrec.models.registry import ModelSpec, register
 
 
 class EASE(ClosedFormModel):
@@ -79,8 +79,4 @@ def build_ease(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> EASE:
     )  # fmt: skip
 
 
-register(
-    ModelSpec(
-        "ease", build_ease, batches="closed_form", losses=LINK_LOSSES, check=check_closed_form
-    )
-)
+register(ModelSpec("ease", build_ease, batches="closed_form", losses=(), check=check_closed_form))

@@ -34,7 +34,7 @@ from graphrec.models.closed_form import (
     dense_items_fit,
     low_weight,
 )
-from graphrec.models.registry import LINK_LOSSES, ModelSpec, register
+from graphrec.models.registry import ModelSpec, register
 
 
 class GFCF(ClosedFormModel):
@@ -110,8 +110,4 @@ def build_gfcf(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> GFCF:
     )  # fmt: skip
 
 
-register(
-    ModelSpec(
-        "gfcf", build_gfcf, batches="closed_form", losses=LINK_LOSSES, check=check_closed_form
-    )
-)
+register(ModelSpec("gfcf", build_gfcf, batches="closed_form", losses=(), check=check_closed_form))

@@ -58,7 +58,8 @@ class ModelSpec:
     batches (BPR triplets, sampled-softmax positives or whole users) on the full graph;
     closed_form: no batches, fit once per value of its one setting (chosen on validation)."""
     losses: tuple[str, ...]
-    """The ``train.loss`` values it trains with."""
+    """The ``train.loss`` values it trains with (closed-form models: none, and any
+    ``train.loss`` is ignored)."""
     options: tuple[str, ...] = ()
     """Optional ``train.*`` settings it uses (``hard_negatives``, ``low_label_weight``,
     ``disjoint_ratio``)."""
@@ -94,7 +95,7 @@ def check_model(cfg: JobConfig) -> ModelSpec:
     if spec.check is not None:
         spec.check(cfg)
     t = cfg.train
-    if t.loss not in spec.losses:
+    if spec.batches != "closed_form" and t.loss not in spec.losses:
         others = [m.name for m in MODELS.values() if t.loss in m.losses]
         raise ConfigError(
             f"train.loss={t.loss} is not a loss of model.name={spec.name} (its losses: "
