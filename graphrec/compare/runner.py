@@ -265,6 +265,12 @@ def run_compare(
     overrides = list(overrides or [])
     base = load_config(config_path, overrides)
     cc = base.compare
+    same = sorted(set(cc.models) & set(cc.baselines))
+    if same:
+        raise ConfigError(
+            f"compare.models: {', '.join(same)} is also a baseline's name; name the model "
+            "differently (e.g. graphrec-" + same[0] + ")"
+        )
     for name, extra in cc.models.items():
         for item in extra:
             key = item.partition("=")[0]

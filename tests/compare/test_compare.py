@@ -113,6 +113,13 @@ def test_mean_std_and_paired_margin():
     assert m["per_seed"] == pytest.approx([0.1, 0.05])
 
 
+def test_a_model_may_not_take_a_baselines_name(tiny_root, tmp_path):
+    path = write_config(tiny_root, tmp_path, {"ease": ["model.name=ease"]}, ["ease"])
+    with pytest.raises(ConfigError, match="ease is also a baseline's name"):
+        run_compare(str(path), progress=False)
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_model_override_may_not_change_the_data(tiny_root, tmp_path):
     path = write_config(tiny_root, tmp_path, {"bad": ["build.split.seed=3"]}, ["popularity"])
     with pytest.raises(ConfigError, match="compare.models.bad"):
