@@ -100,8 +100,10 @@ def _remove_empty(made: list[Path]) -> None:
     for path in made:
         try:
             path.rmdir()
+        except FileNotFoundError:
+            continue  # already gone: its parents may still be empty
         except OSError:
-            return  # not empty (someone else's content now) or gone: leave it
+            return  # not empty (someone else's content now): leave it and its parents
 
 
 def leftover_staging(parent: str | Path) -> list[tuple[Path, dict]]:

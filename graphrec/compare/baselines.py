@@ -129,13 +129,23 @@ class EASE(Ranker):
         self.x = h.csr(values)
         gram = torch.from_numpy((self.x.T @ self.x).toarray()).float()
         gram.diagonal().add_(lam)
-        p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
+        chol, info = torch.linalg.cholesky_ex(gram)
         del gram
+        if int(info) != 0:
+            raise NotPositiveDefinite(
+                f"ease: X^T X + lam I is not positive definite in float32 at lam={lam:g}"
+            )
+        p = torch.cholesky_inverse(chol)
+        del chol
         self.b = p.div_(-p.diagonal().clone())  # column j divided by -P_jj
         self.b.fill_diagonal_(0.0)
 
     def scores(self, start: int, stop: int) -> Tensor:
         return torch.from_numpy(self.x[start:stop].toarray()) @ self.b
+
+
+class NotPositiveDefinite(ValueError):
+    """EASE's matrix at too small a lam: the search moves on to larger ones."""
 
 
 def check_dense_items(

@@ -19,6 +19,7 @@ own test evaluation uses ``train+val``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -124,13 +125,19 @@ def _ladder(
 
     def evaluate(x: float) -> float:
         params = {**base, key: x}
-        model = fit(proto.history(), params)
+        try:
+            model = fit(proto.history(), params)
+        except B.NotPositiveDefinite:
+            return float("-inf")
         v = _score(proto, model, "val")["ndcg@20"]
+        v = v if math.isfinite(v) else float("-inf")  # as the ladder counts it
         if best[0] is None or v > best[0][0]:
             best[0] = (v, params, model)
         return v
 
     _, _, tried = ladder(evaluate, start, factor, most)
+    if best[0] is None:
+        raise ConfigError(f"{key}: no value tried gave a model ({tried})")
     v, params, model = best[0]
     return v, params, model, tried
 

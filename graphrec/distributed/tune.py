@@ -64,7 +64,11 @@ def run_tune(cfg: JobConfig, progress: bool = True) -> dict:
     """Search, then write every trial's config and metrics as JSON; returns the best."""
     if cfg.mode != "evaluate":
         raise ConfigError("graphrec tune needs mode=evaluate (trials are ranked on validation)")
-    check_model(cfg)
+    if check_model(cfg).batches == "closed_form":
+        raise ConfigError(
+            f"graphrec tune searches training settings; model.name={cfg.model.name} is fit in "
+            "closed form and chooses its one setting on validation itself (graphrec run)"
+        )
     t = cfg.tune
     graph, split = extract_and_build(cfg, StageClock(), progress)
     init_ray(cfg.distributed.address, quiet=not progress)

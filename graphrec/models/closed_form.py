@@ -23,6 +23,11 @@ from graphrec.graph.hetero import label_weights
 from graphrec.models.registry import ranks_items
 
 
+class NotPositiveDefinite(ConfigError):
+    """A closed-form fit whose matrix is not positive definite at this setting (too little
+    regularisation for float32): a fixed setting is a config error; a search moves on."""
+
+
 class ClosedFormModel(nn.Module):
     """Base of the closed-form models: sizes, edge weighting, the fitted state as buffers.
 
@@ -83,8 +88,14 @@ def low_weight(cfg: JobConfig, own: float | None) -> float:
 
 
 def check_closed_form(cfg: JobConfig) -> None:
-    """The checks of every closed-form model: it ranks, and it is fit in one process."""
+    """The checks of every closed-form model: it ranks, it is fit in one process, and it
+    keeps no checkpoints to resume from (a fit takes seconds to minutes, not epochs)."""
     ranks_items(cfg)
+    if cfg.train.resume:
+        raise ConfigError(
+            f"model.name={cfg.model.name} is fit in closed form and keeps no checkpoints: "
+            "nothing to resume (drop train.resume / --resume)"
+        )
     if cfg.distributed.workers > 0:
         raise ConfigError(
             f"model.name={cfg.model.name} is fit in closed form in one process (no epochs to "

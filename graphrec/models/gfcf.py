@@ -72,10 +72,11 @@ class GFCF(ClosedFormModel):
             self.item_item = (norm.t() @ norm.to_dense()).contiguous()  # R~^T R~, [I, I]
         k = min(self.rank, min(self.num_users, self.num_items) - 1)
         if k >= 1:
-            gen_state = torch.random.get_rng_state()
-            torch.manual_seed(0)  # the randomised SVD is part of the model: reproducible
-            _, _, v = torch.svd_lowrank(norm, q=min(k + 10, min(self.num_users, self.num_items)))
-            torch.random.set_rng_state(gen_state)
+            devices = [norm.device] if norm.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):  # the caller's RNG streams untouched
+                torch.manual_seed(0)  # the randomised SVD is part of the model: reproducible
+                q = min(k + 10, min(self.num_users, self.num_items))
+                _, _, v = torch.svd_lowrank(norm, q=q)
             v = v[:, :k]
             self.v_in = v * inv_i.unsqueeze(1)
             self.v_out = v * d_i.sqrt().unsqueeze(1)
@@ -100,7 +101,7 @@ def _inv_sqrt(d: Tensor) -> Tensor:
 def build_gfcf(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> GFCF:
     n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
     g = cfg.model.gfcf
-    fits, text = dense_items_fit(n_items, copies=2, share=0.25)
+    fits, text = dense_items_fit(n_items, copies=3, share=0.25)
     if g.linear is True and not fits:
         raise ConfigError(f"model.gfcf.linear=true: {text}; set it to auto or false")
     linear = fits if g.linear == "auto" else bool(g.linear)

@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def nice(value: float) -> float:
+    """``value`` to 4 significant digits: the values a search tries and reports."""
+    return float(f"{value:.4g}")
+
+
 def ladder(
     evaluate: Callable[[float], float], start: float, factor: float = 4.0, most: int = 8
 ) -> tuple[float, float, list[tuple[float, float]]]:
@@ -22,7 +27,6 @@ def ladder(
     if not start > 0 or not factor > 1:
         raise ValueError(f"ladder: start {start} and factor {factor} must be > 0 and > 1")
     tried: dict[float, float] = {}
-    nice = lambda v: float(f"{v:.4g}")  # noqa: E731
 
     def val(x: float) -> float:
         if x not in tried:

@@ -104,21 +104,21 @@ def test_a_user_unseen_at_fit_time_is_scored_from_its_history(tiny_cfg):
 
 def test_ease_refuses_a_catalogue_too_large_for_memory(tiny_cfg, monkeypatch):
     class Small:
-        total = 20 * 4 * 20  # room for less than 3 float32 20 x 20 matrices, twice over
+        total = 2 * 3 * 4 * 20 * 20  # half of it holds 3 float32 20 x 20 matrices, not 4
 
     monkeypatch.setattr(cf.psutil, "virtual_memory", lambda: Small)
-    with pytest.raises(ConfigError, match=r"model.name=ease: 20 items need 3 dense 20 x 20"):
+    with pytest.raises(ConfigError, match=r"model.name=ease: 20 items need 4 dense 20 x 20"):
         setup(tiny_cfg, "ease")
 
 
 def test_gfcf_drops_the_linear_filter_where_it_does_not_fit(tiny_cfg, monkeypatch):
     class Small:
-        total = 4 * 20 * 20  # a quarter of it holds less than two 20 x 20 matrices
+        total = 4 * 2 * 4 * 20 * 20  # a quarter of it holds two 20 x 20 matrices, not 3
 
     monkeypatch.setattr(cf.psutil, "virtual_memory", lambda: Small)
     _, _, model = setup(tiny_cfg, "gfcf")
     assert model.linear is False
-    with pytest.raises(ConfigError, match="model.gfcf.linear=true: 20 items need 2 dense"):
+    with pytest.raises(ConfigError, match="model.gfcf.linear=true: 20 items need 3 dense"):
         setup(tiny_cfg, "gfcf", linear=True)
 
 
@@ -132,4 +132,39 @@ def test_closed_form_models_refuse_workers_and_rating_objective(tiny_cfg, name):
     tiny_cfg.distributed.workers = 0
     tiny_cfg.train.objective = "rating"
     with pytest.raises(ConfigError, match="ranks items"):
+        check_model(tiny_cfg)
+
+
+def test_ease_with_too_little_regularisation_is_one_config_error(tiny_cfg):
+    # 12 users, 20 items: X^T X is singular; lam=1e-9 does not make it positive definite
+    g, s, model = setup(tiny_cfg, "ease", lam=1e-9)
+    with pytest.raises(ConfigError, match=r"model.ease.lam=1e-09: X\^T X \+ lam I is not positive"):
+        train_loop(model, g, s, tiny_cfg, progress=False)
+
+
+def test_final_mode_fits_the_start_value_and_says_so(tiny_cfg, capsys):
+    from graphrec.graph.split import all_train
+
+    g, s, model = setup(tiny_cfg, "gfcf")
+    result = train_loop(model, g, all_train(len(s.train) + len(s.val) + len(s.test)), tiny_cfg,
+                        progress=False)  # fmt: skip
+    assert [r["alpha"] for r in result.history] == [0.3] and result.best_val is None
+    err = capsys.readouterr().err
+    assert "model.gfcf.alpha=auto has no validation split" in err and "alpha=0.3" in err
+
+
+def test_no_validation_positive_means_one_fit_a_warning_and_null_metrics(tiny_cfg, capsys):
+    tiny_cfg.evaluate.positive_threshold = 99.0  # no edge is a positive
+    g, s, model = setup(tiny_cfg, "ease")
+    result = train_loop(model, g, s, tiny_cfg, progress=False)
+    assert len(result.history) == 1 and result.best_val is None
+    assert result.history[0]["val_ndcg@20"] is None  # null, never NaN
+    assert "cannot be computed" in capsys.readouterr().err
+
+
+def test_closed_form_models_refuse_resume(tiny_cfg):
+    tiny_cfg.model.name = "ease"
+    tiny_cfg.train.objective, tiny_cfg.train.loss = "link", "bpr"
+    tiny_cfg.train.resume, tiny_cfg.train.run_id = True, "x"
+    with pytest.raises(ConfigError, match="keeps no checkpoints: nothing to resume"):
         check_model(tiny_cfg)
