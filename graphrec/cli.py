@@ -27,7 +27,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from graphrec.errors import PENDING, GraphRecError, Interrupted
+from graphrec.errors import DEFERRING, PENDING, GraphRecError, Interrupted
 
 DEFAULT_CONFIG = Path("configs/movielens-link.yaml")
 """What ``graphrec run`` uses without ``--config``: the best ranker of ``graphrec compare``."""
@@ -180,6 +180,8 @@ def _handle_signals() -> dict:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         PENDING.append(signum)  # if this raise is swallowed, the next step raises it again
+        if DEFERRING:
+            return  # a section that must not be cut in two raises it when it ends
         raise Interrupted(signum)
 
     if threading.current_thread() is not threading.main_thread():

@@ -11,6 +11,7 @@ A fault of the run itself (a loss that turned non-finite, a full disk) is a
 
 from __future__ import annotations
 
+import contextlib
 import signal
 
 
@@ -57,6 +58,27 @@ class Interrupted(BaseException):
 
 PENDING: list[int] = []
 """Signals that arrived in this process (the CLI's handler notes them before it raises)."""
+
+
+DEFERRING: list[bool] = []
+"""Open :func:`signals_deferred` sections: while any is open, the CLI's handler notes a
+signal in :data:`PENDING` and returns instead of raising."""
+
+
+@contextlib.contextmanager
+def signals_deferred(raise_after: bool = True):
+    """A section that a signal must not cut in two (starting or shutting down sampler worker
+    processes): a SIGINT or SIGTERM that arrives meanwhile is noted and, with
+    ``raise_after``, raised when the section ends normally. Blocking the signals in the main
+    thread is not enough: another thread may receive one, and Python then runs the handler
+    in the main thread wherever it is."""
+    DEFERRING.append(True)
+    try:
+        yield
+    finally:
+        DEFERRING.pop()
+    if raise_after:
+        raise_if_interrupted()
 
 
 def raise_if_interrupted() -> None:

@@ -15,6 +15,7 @@ from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NegativeSampling
 
 from graphrec.config import JobConfig
+from graphrec.errors import PENDING, raise_if_interrupted, signals_deferred
 from graphrec.graph.hetero import Graph, label_weights, message_graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.samplers.neighbor import make_neighbor_sampler
@@ -152,32 +153,36 @@ def ignore_signals(worker_id: int) -> None:
 
 
 def start_batches(loader):
-    """``iter(loader)``; when that forks worker processes, with SIGINT and SIGTERM blocked
-    meanwhile (a signal then waits for the workers to be set up, and reaches this process
-    right after)."""
+    """``iter(loader)``; when that forks worker processes, with SIGINT and SIGTERM deferred
+    meanwhile (and blocked in the main thread, which the workers inherit): a signal then
+    waits for the workers to be set up, which are shut down again before it is raised."""
     if not getattr(loader, "num_workers", 0):
         return iter(loader)
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    with signals_deferred(raise_after=False):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            it = iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if PENDING:
+        finish_batches(it, quiet=True)
+        raise_if_interrupted()
+    return it
 
 
 def finish_batches(it, quiet: bool = False) -> None:
-    """Shut an epoch's batch iterator down now, with SIGINT and SIGTERM blocked: left to
+    """Shut an epoch's batch iterator down now, with SIGINT and SIGTERM deferred: left to
     the garbage collector, its worker shutdown can meet a signal inside ``__del__``, where
-    Python prints the exception and carries on. A signal that arrives meanwhile is raised
-    right after, in ordinary code. ``quiet``: an epoch cut short by an error or an
-    interrupt; a failure of the shutdown itself is then not raised over that error."""
+    Python prints the exception, leaves the iterator half shut down and can hang at exit.
+    A signal that arrives meanwhile is raised right after, in ordinary code. ``quiet``: an
+    epoch cut short by an error or an interrupt; a failure of the shutdown itself (or a
+    signal meanwhile) is then not raised over that error."""
     shutdown = getattr(it, "_shutdown_workers", None)  # PyTorch's multi-process iterator
     if shutdown is None:
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        shutdown()
-    except Exception:
-        if not quiet:
-            raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    with signals_deferred(raise_after=not quiet):
+        try:
+            shutdown()
+        except Exception:
+            if not quiet:
+                raise

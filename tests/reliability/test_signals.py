@@ -163,3 +163,59 @@ def test_signal_to_the_process_group_with_sampler_workers(tiny, tmp_path, signum
     assert len(lines) == 1, err
     assert lines[0].startswith(f"graphrec: interrupted by {signal.Signals(signum).name}")
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+@pytest.fixture
+def cli_handlers():
+    """The CLI's SIGINT/SIGTERM handlers installed in this process, restored afterwards."""
+    from graphrec import cli
+    from graphrec.errors import PENDING
+
+    previous = cli._handle_signals()
+    yield
+    PENDING.clear()
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+class _ShutdownMeetsASignal:
+    """Stands for a DataLoader iterator whose worker shutdown is hit by a signal midway. The
+    signal is delivered to another thread (as a process-wide one may be, whatever the main
+    thread blocks); Python then runs the handler in the main thread, inside the shutdown."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def _shutdown_workers(self) -> None:
+        import threading
+
+        stop = threading.Event()
+        other = threading.Thread(target=stop.wait)
+        other.start()
+        try:
+            signal.pthread_kill(other.ident, signal.SIGINT)
+            for _ in range(100_000):  # the handler runs at one of these bytecode boundaries
+                pass
+        finally:
+            stop.set()
+            other.join()
+        self.finished = True
+
+
+def test_a_signal_during_the_worker_shutdown_waits_for_its_end(cli_handlers):
+    from graphrec.errors import Interrupted
+    from graphrec.train.batches import finish_batches
+
+    it = _ShutdownMeetsASignal()
+    with pytest.raises(Interrupted) as caught:
+        finish_batches(it)
+    assert it.finished  # not cut in two: the interrupt came after the shutdown
+    assert caught.value.signum == signal.SIGINT
+
+
+def test_an_epoch_cut_short_shuts_down_quietly_and_keeps_its_own_error(cli_handlers):
+    from graphrec.train.batches import finish_batches
+
+    it = _ShutdownMeetsASignal()
+    finish_batches(it, quiet=True)  # the error on the way up stays the one raised
+    assert it.finished
