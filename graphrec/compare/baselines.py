@@ -26,6 +26,8 @@ from torch import Tensor
 
 from graphrec.errors import ConfigError
 from graphrec.graph.hetero import label_weights
+from graphrec.models.closed_form import dense_items_fit
+from graphrec.models.ease import ease_weights
 from graphrec.ranking.metrics import popularity_vectors
 
 RANKING_BASELINES = ("popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr")
@@ -128,41 +130,22 @@ class EASE(Ranker):
             values = label_weights(h.ratings, low_label_weight, threshold)
         self.x = h.csr(values)
         gram = torch.from_numpy((self.x.T @ self.x).toarray()).float()
-        gram.diagonal().add_(lam)
-        chol, info = torch.linalg.cholesky_ex(gram)
-        del gram
-        if int(info) != 0:
-            raise NotPositiveDefinite(
-                f"ease: X^T X + lam I is not positive definite in float32 at lam={lam:g}"
-            )
-        p = torch.cholesky_inverse(chol)
-        del chol
-        self.b = p.div_(-p.diagonal().clone())  # column j divided by -P_jj
-        self.b.fill_diagonal_(0.0)
+        self.b = ease_weights(gram, lam, "ease: lam")
 
     def scores(self, start: int, stop: int) -> Tensor:
         return torch.from_numpy(self.x[start:stop].toarray()) @ self.b
 
 
-class NotPositiveDefinite(ValueError):
-    """EASE's matrix at too small a lam: the search moves on to larger ones."""
-
-
 def check_dense_items(
     num_items: int, name: str, copies: int, memory_bytes: int | None = None
 ) -> None:
-    """Refuse a dense ``items x items`` model whose ``copies`` float32 matrices need more
+    """Refuse a dense ``items x items`` baseline whose ``copies`` float32 matrices need more
     than half of this machine's memory (``memory_bytes``: the total to judge against)."""
-    import psutil
-
-    total = memory_bytes if memory_bytes is not None else psutil.virtual_memory().total
-    need = copies * 4 * num_items**2
-    if need > total / 2:
+    ok, text = dense_items_fit(num_items, copies, 0.5, memory_bytes)
+    if not ok:
         raise ConfigError(
-            f"{name}: {num_items:,} items need {copies} dense {num_items:,} x {num_items:,} "
-            f"matrices ({need / 2**30:.1f} GiB), more than half of this machine's "
-            f"{total / 2**30:.1f} GiB; leave {name} out of compare.baselines for this graph "
-            "(als and the graph models scale with edges, not items squared)"
+            f"{name}: {text}; leave {name} out of compare.baselines for this graph (als and "
+            "the graph models scale with edges, not items squared)"
         )
 
 

@@ -39,6 +39,7 @@ from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models import check_model
+from graphrec.models.closed_form import NotPositiveDefinite
 from graphrec.outputs import finite_or_null, write_text_atomic
 from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.ranking.metrics import per_user_ndcg, positives, ranking_report
@@ -127,7 +128,7 @@ def _ladder(
         params = {**base, key: x}
         try:
             model = fit(proto.history(), params)
-        except B.NotPositiveDefinite:
+        except NotPositiveDefinite:
             return float("-inf")
         v = _score(proto, model, "val")["ndcg@20"]
         v = v if math.isfinite(v) else float("-inf")  # as the ladder counts it

@@ -103,10 +103,13 @@ def check_closed_form(cfg: JobConfig) -> None:
         )
 
 
-def dense_items_fit(num_items: int, copies: int, share: float) -> tuple[bool, str]:
+def dense_items_fit(
+    num_items: int, copies: int, share: float, total: int | None = None
+) -> tuple[bool, str]:
     """Whether ``copies`` dense float32 ``items x items`` matrices fit in ``share`` of this
-    machine's memory, and the sentence that says so."""
-    total = psutil.virtual_memory().total
+    machine's memory (``total`` bytes: judge against that instead), and the sentence that
+    says so."""
+    total = total if total is not None else psutil.virtual_memory().total
     need = copies * 4 * num_items**2
     text = (
         f"{num_items:,} items need {copies} dense {num_items:,} x {num_items:,} matrices "

@@ -56,24 +56,32 @@ class EASE(ClosedFormModel):
         x = self.history(data).to_sparse_coo()
         gram = torch.sparse.mm(x.t().coalesce(), x).to_dense()  # X^T X without a dense X
         del x
-        gram.diagonal().add_(value)
-        chol, info = torch.linalg.cholesky_ex(gram)
-        del gram
-        if int(info) != 0:
-            raise NotPositiveDefinite(
-                f"model.ease.lam={value:g}: X^T X + lam I is not positive definite in float32; "
-                "raise lam (or leave it auto)"
-            )
-        p = torch.cholesky_inverse(chol)
-        del chol
-        b = p.div_(-p.diagonal().clone())  # column j divided by -P_jj
-        b.fill_diagonal_(0.0)
-        self.b = b
+        self.b = ease_weights(gram, value, "model.ease.lam")
 
     @torch.no_grad()
     def vectors(self, data) -> tuple[Tensor, Tensor]:
         """Users: their history rows ``[U, I]``; items: the columns of ``B`` (``B^T``)."""
         return self.history(data).to_dense(), self.b.t()
+
+
+def ease_weights(gram: Tensor, lam: float, name: str = "lam") -> Tensor:
+    """EASE's ``B`` from the Gram matrix ``X^T X`` (taken over: changed in place):
+    ``P = (X^T X + lam I)^-1``, ``B_ij = -P_ij / P_jj``, ``B_jj = 0``. The model and
+    ``graphrec compare``'s ``ease`` baseline both fit with it. ``name``: the setting that
+    :class:`NotPositiveDefinite` names when ``lam`` is too small for float32."""
+    gram.diagonal().add_(lam)
+    chol, info = torch.linalg.cholesky_ex(gram)
+    del gram
+    if int(info) != 0:
+        raise NotPositiveDefinite(
+            f"{name}={lam:g}: X^T X + lam I is not positive definite in float32; raise it "
+            "(or leave it auto)"
+        )
+    p = torch.cholesky_inverse(chol)
+    del chol
+    b = p.div_(-p.diagonal().clone())  # column j divided by -P_jj
+    b.fill_diagonal_(0.0)
+    return b
 
 
 def build_ease(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> EASE:
