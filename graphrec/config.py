@@ -384,10 +384,20 @@ class ModelConfig:
     """ease: its regularisation."""
     gfcf: GFCFConfig = field(default_factory=GFCFConfig)
     """gfcf: its filters."""
+    blend: Literal["none", "auto", "ease", "gfcf"] = "none"
+    """Blend the trained ranker (link objective) with a closed-form item-item model fit on
+    the same training edges (``graphrec.models.blend``): per-user standardised scores mixed
+    with ``blend_weight`` on the partner. ``auto``: EASE where its items x items inverse
+    fits in half of this machine's memory, else GF-CF; none: the trained model alone."""
+    blend_weight: float | Literal["auto"] = "auto"
+    """The partner's share of the blend, 0..1. ``auto``: the best on validation of
+    0, 0.1, ..., 1 (0: the trained model alone, 1: the partner alone)."""
 
     def __post_init__(self) -> None:
         _at_least(self, "model", layers=1, hidden=1, embedding_dim=1)
         _share(self, "model", "dropout", upper_open=True)
+        if self.blend_weight != "auto":
+            _share(self, "model", "blend_weight")
 
 
 @dataclass
@@ -419,7 +429,8 @@ class TrainConfig:
     low_label_weight: float = 1.0
     """Weight of a training edge whose label is below ``evaluate.positive_threshold`` (a
     rating under 4): in the multinomial loss it counts this much as a target, and in
-    LightGCN's normalized adjacency it has this weight. 1: every edge counts the same."""
+    LightGCN's normalized adjacency it has this weight. 1: every edge counts the same.
+    Without ``build.label`` (implicit data) every edge weighs 1 whatever this says."""
     disjoint_ratio: float = 0.0
     """Share of training edges supervised each epoch and kept out of that epoch's message
     graph (redrawn every epoch); 0: supervise every edge with all edges in the graph."""
@@ -634,6 +645,12 @@ class JobConfig:
     """Run name, used in the run folder."""
     mode: Literal["evaluate", "final"] = "evaluate"
     """evaluate: hold out val/test edges and report metrics; final: train on every edge."""
+    final_validation: bool = True
+    """final mode: first hold out ``build.split.val`` of the target edges (``build.split.kind``)
+    to choose the epoch count, every ``auto`` setting and the blend weight on, then refit on
+    every edge with those choices (``graphrec.train.final``); false (or
+    ``build.split.val=0``): one fit on every edge with ``train.epochs`` and the settings'
+    start values."""
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -677,8 +694,8 @@ class JobConfig:
         if self.train.low_label_weight != 1.0:
             if not 0.0 <= self.train.low_label_weight <= 1.0:
                 raise ConfigError("train.low_label_weight is a weight: between 0 and 1")
-            if self.build.label is None:
-                raise ConfigError("train.low_label_weight needs build.label (edges weighted by it)")
+            # without build.label every edge weighs 1: the setting has nothing to weigh, so a
+            # config written for rated data runs unchanged on implicit data
         if not 0.0 <= self.train.hard_negatives <= 1.0:
             raise ConfigError("train.hard_negatives is a share: between 0 and 1")
         if self.model.sparse_embeddings is True and self.distributed.use_gpu:

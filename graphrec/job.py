@@ -29,7 +29,9 @@ from graphrec.recommend import evaluate_test, recommend_all
 from graphrec.sinks import make_sink, sink_names
 from graphrec.staging import leftover_staging, staged_dir, write_manifest
 from graphrec.train.batches import TrainInputs
+from graphrec.train.blend import blend_partner
 from graphrec.train.context import join_uri, newest_checkpoint, resolve_device
+from graphrec.train.final import apply_choices, choice_config, validation_split
 from graphrec.train.loop import train_loop_per_worker
 
 
@@ -66,6 +68,20 @@ def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> 
     return RunResult(final, metrics)
 
 
+def _train(cfg: JobConfig, graph: Graph, split, progress: bool):
+    """Stage 3 on ``split``: one process or Ray Train workers, then the blend."""
+    inputs = TrainInputs.of(graph, split, cfg)
+    if cfg.distributed.workers > 0:
+        from graphrec.distributed import fit  # Ray only when asked for
+
+        model, result = fit(inputs, cfg, progress)
+        model.to(resolve_device(cfg.train.device))
+    else:
+        model, result = train_loop_per_worker({"cfg": cfg, "inputs": inputs, "progress": progress})
+    del inputs
+    return blend_partner(model, graph, split, cfg, result, progress), result
+
+
 def note_leftovers(folder: Path) -> None:
     """Name the staging folders that killed runs left beside the new run folder."""
     left = leftover_staging(folder)
@@ -83,26 +99,29 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
 
     graph, split = extract_and_build(cfg, clock, progress)
 
-    with clock.stage("train") as st, checkpoint_hint(cfg):
-        inputs = TrainInputs.of(graph, split, cfg)
-        if cfg.distributed.workers > 0:
-            from graphrec.distributed import fit  # Ray only when asked for
+    chosen = None
+    if cfg.mode == "final" and cfg.final_validation and cfg.build.split.val > 0:
+        with clock.stage("choose") as st:
+            inner = validation_split(cfg, graph)
+            _, inner_result = _train(choice_config(cfg), graph, inner, progress)
+            cfg, chosen = apply_choices(cfg, inner_result)
+            st.update(train_edges=len(inner.train), val_edges=len(inner.val), **chosen)
+        if progress:
+            print(f"chosen on {len(inner.val):,} validation edges: {chosen}", flush=True)
 
-            model, result = fit(inputs, cfg, progress)
-            model.to(resolve_device(cfg.train.device))
-        else:
-            model, result = train_loop_per_worker(
-                {"cfg": cfg, "inputs": inputs, "progress": progress}
-            )
-        del inputs
+    with clock.stage("train") as st, checkpoint_hint(cfg):
+        model, result = _train(cfg, graph, split, progress)
         st.update(result.stats)
 
     metrics: dict = {"name": cfg.name, "mode": cfg.mode, "objective": cfg.train.objective}
+    if chosen is not None:
+        metrics["chosen_on_validation"] = chosen
     if cfg.mode == "evaluate":
         with clock.stage("evaluate"):
             metrics.update(evaluate_test(model, graph, split, cfg))
         metrics["best_epoch"] = result.best_epoch
         metrics[result.val_metric] = result.best_val
+        metrics["chosen_on_validation"] = apply_choices(cfg, result)[1]
 
     if not train_only:
         with clock.stage("recommend") as st:

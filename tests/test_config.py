@@ -111,10 +111,34 @@ def test_low_label_weight_is_checked():
     assert load_config(path).train.low_label_weight == 0.3
     with pytest.raises(ConfigError, match="between 0 and 1"):
         load_config(path, ["train.low_label_weight=2"])
-    with pytest.raises(ConfigError, match="needs build.label"):
-        load_config(path, ["build.label=null"])
+    # implicit data (no label): every edge weighs 1, the default config runs unchanged
+    assert load_config(path, ["build.label=null"]).train.low_label_weight == 0.3
     rating = ROOT / "configs/movielens.yaml"  # SAGE, rating regression
     from graphrec.models import check_model
 
     with pytest.raises(ConfigError, match="weights the multinomial loss"):
         check_model(load_config(rating, ["train.low_label_weight=0.5"]))
+
+
+@pytest.mark.parametrize("compare_config", ["movielens.yaml", "dvdrental.yaml"])
+def test_the_compare_default_is_the_default_config(compare_config, monkeypatch):
+    """``compare``'s ``default`` entry is configs/movielens-link.yaml (what `graphrec run`
+    runs and the README tells users to start from) with only the data section changed."""
+    monkeypatch.chdir(ROOT)
+    base = load_config(ROOT / "configs" / compare_config)
+    default = load_config(ROOT / "configs" / compare_config, base.compare.models["default"])
+    want = load_config(ROOT / "configs/movielens-link.yaml")
+    for section, keys in {
+        "model": ("name", "layers", "embedding_dim", "item_features", "blend", "blend_weight",
+                  "ease", "gfcf"),
+        "train": ("objective", "loss", "low_label_weight", "embedding_l2", "lr", "epochs",
+                  "patience", "weight_decay"),
+        "sampler": ("batch_size",),
+        "evaluate": ("k", "positive_threshold"),
+    }.items():  # fmt: skip
+        for key in keys:
+            got, expected = (
+                getattr(getattr(default, section), key),
+                getattr(getattr(want, section), key),
+            )
+            assert got == expected, f"{compare_config} default: {section}.{key}"

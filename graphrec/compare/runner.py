@@ -40,12 +40,14 @@ from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models import check_model
 from graphrec.models.closed_form import NotPositiveDefinite
+from graphrec.models.ease import LAM_FACTOR, lam_start
 from graphrec.outputs import finite_or_null, write_text_atomic
 from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.ranking.metrics import per_user_ndcg, positives, ranking_report
 from graphrec.ranking.topk import topk_by
 from graphrec.recommend.evaluate import known_edges, seen_edges
 from graphrec.train.batches import TrainInputs
+from graphrec.train.blend import blend_partner
 from graphrec.train.loop import train_loop_per_worker
 from graphrec.train.search import ladder
 
@@ -144,18 +146,20 @@ def _ladder(
 
 
 def _select_ease(proto: Protocol, rated: bool) -> tuple[dict, B.EASE]:
-    """lam by :func:`_ladder` from 10 x the mean item degree (EASE's lam grows with the
-    Gram matrix's diagonal); ``ease_rated`` also picks the weight of low-rated edges, its
-    second weight starting from the first one's best lam."""
+    """lam by :func:`_ladder` from where the ``ease`` model's search starts
+    (:func:`graphrec.models.ease.lam_start`); ``ease_rated`` also picks the weight of
+    low-rated edges, its second weight starting from the first one's best lam."""
     h = proto.history()
-    start = 10.0 * max(len(h.users) / max(h.num_items, 1), 1.0)
+    start = lam_start(len(h.users) / max(h.num_items, 1))
     fit = lambda h, p: B.EASE(h, threshold=proto.threshold, **p)  # noqa: E731
     if not rated:
-        v, params, model, tried = _ladder(proto, fit, {}, "lam", start)
+        v, params, model, tried = _ladder(proto, fit, {}, "lam", start, LAM_FACTOR)
         return {"params": params, "val_ndcg@20": v, "tried": tried}, model
     best, tried_all = None, []
     for w in (0.3, 0.1):
-        v, params, model, tried = _ladder(proto, fit, {"low_label_weight": w}, "lam", start)
+        v, params, model, tried = _ladder(
+            proto, fit, {"low_label_weight": w}, "lam", start, LAM_FACTOR
+        )
         tried_all.append({"low_label_weight": w, "lam": tried})
         if best is None or v > best[0]:
             best = (v, params, model)
@@ -239,6 +243,7 @@ def run_model(cfg: JobConfig, graph: Graph, split: EdgeSplit, progress: bool) ->
     t0 = time.perf_counter()
     inputs = TrainInputs.of(graph, split, cfg)
     model, result = train_loop_per_worker({"cfg": cfg, "inputs": inputs, "progress": progress})
+    model = blend_partner(model, graph, split, cfg, result, progress)
     train_s = time.perf_counter() - t0
     proto = Protocol(graph, split, cfg.evaluate.positive_threshold, cfg.evaluate.batch_users)
     data = message_graph(graph, seen_edges(split, "train"), cfg.build.reverse_edges)
@@ -255,6 +260,9 @@ def run_model(cfg: JobConfig, graph: Graph, split: EdgeSplit, progress: bool) ->
                 return model.score(data, z, torch.stack([u, i]).to(model.device))
 
         out.update(proto.ratings(predict, "test"))
+    blend = result.stats.get("blend")
+    if blend:  # what validation chose, per seed (the weight is numeric: it gets a mean)
+        out.update(blend_partner=blend["partner"], blend_weight=blend["weight"])
     out.update(
         best_epoch=result.best_epoch,
         epochs_run=len(result.history),

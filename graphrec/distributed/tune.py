@@ -23,7 +23,7 @@ from graphrec.config import JobConfig, to_dict
 from graphrec.distributed.context import TuneContext
 from graphrec.distributed.shared import SharedInputs, put_inputs
 from graphrec.distributed.trainer import init_ray
-from graphrec.errors import ConfigError
+from graphrec.errors import ConfigError, warn
 from graphrec.models import check_model
 from graphrec.pipeline import StageClock, extract_and_build
 from graphrec.train.batches import TrainInputs
@@ -68,6 +68,12 @@ def run_tune(cfg: JobConfig, progress: bool = True) -> dict:
         raise ConfigError(
             f"graphrec tune searches training settings; model.name={cfg.model.name} is fit in "
             "closed form and chooses its one setting on validation itself (graphrec run)"
+        )
+    if cfg.model.blend != "none":
+        warn(
+            f"model.blend={cfg.model.blend} is applied after training by graphrec run and "
+            "compare, not in tune's trials: trials rank the trained model alone, and the "
+            "blend's partner and weight are chosen in the run that uses the tuned settings"
         )
     t = cfg.tune
     graph, split = extract_and_build(cfg, StageClock(), progress)

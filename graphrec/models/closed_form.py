@@ -117,3 +117,13 @@ def dense_items_fit(
         f"{total / 2**30:.1f} GiB"
     )
     return need <= share * total, text
+
+
+def dense_users_fit(
+    num_users: int, num_items: int, copies: int, share: float, total: int | None = None
+) -> bool:
+    """Whether ``copies`` dense float32 ``users x items`` matrices (the user side of an
+    item-item model's vectors: each user's history row) fit in ``share`` of this machine's
+    memory (``total`` bytes: judge against that instead)."""
+    total = total if total is not None else psutil.virtual_memory().total
+    return copies * 4 * num_users * num_items <= share * total

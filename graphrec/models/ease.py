@@ -44,7 +44,7 @@ class EASE(ClosedFormModel):
 
     def search(self) -> tuple[float | None, float, float]:
         fixed = None if self.lam == "auto" else float(self.lam)
-        return fixed, 10.0 * max(float(self.mean_degree), 1.0), 4.0
+        return fixed, lam_start(float(self.mean_degree)), LAM_FACTOR
 
     def prepare(self, data) -> None:
         """Statistics the search starts from (before any fit)."""
@@ -62,6 +62,17 @@ class EASE(ClosedFormModel):
     def vectors(self, data) -> tuple[Tensor, Tensor]:
         """Users: their history rows ``[U, I]``; items: the columns of ``B`` (``B^T``)."""
         return self.history(data).to_dense(), self.b.t()
+
+
+LAM_FACTOR = 4.0
+"""Step of the validation search over ``lam``."""
+
+
+def lam_start(mean_item_degree: float) -> float:
+    """Where the search over ``lam`` starts: 10x the mean item degree (``lam`` competes with
+    the Gram matrix's diagonal, the item degrees). The model and ``graphrec compare``'s
+    ``ease`` baselines both start here."""
+    return 10.0 * max(mean_item_degree, 1.0)
 
 
 def ease_weights(gram: Tensor, lam: float, name: str = "lam") -> Tensor:

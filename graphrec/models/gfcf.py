@@ -14,7 +14,8 @@ a user's scores are two filters of its history row ``r_u``:
 
 Scale: the SVD is ``O(E k + (U + I) k^2)`` per power iteration; the linear filter is a dense
 ``items x items`` matrix (``O(E d_avg)`` to build, ``I^2`` floats), included where it fits in a
-quarter of this machine's memory (``model.gfcf.linear: auto``); without it the model is the
+quarter of this machine's memory, with the users' dense history rows (``model.gfcf.linear:
+auto``); without it the model is the
 ideal filter alone, ``k``-dimensional vectors, and scales with edges. Scoring every user is
 ``O(U (I + k) I)`` with the linear filter, ``O(U k I)`` without.
 """
@@ -32,6 +33,7 @@ from graphrec.models.closed_form import (
     ClosedFormModel,
     check_closed_form,
     dense_items_fit,
+    dense_users_fit,
     low_weight,
 )
 from graphrec.models.registry import ModelSpec, register
@@ -104,7 +106,8 @@ def build_gfcf(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> GFCF:
     fits, text = dense_items_fit(n_items, copies=3, share=0.25)
     if g.linear is True and not fits:
         raise ConfigError(f"model.gfcf.linear=true: {text}; set it to auto or false")
-    linear = fits if g.linear == "auto" else bool(g.linear)
+    users_fit = dense_users_fit(n_users, n_items, copies=3, share=0.25)
+    linear = fits and users_fit if g.linear == "auto" else bool(g.linear)
     return GFCF(
         n_users, n_items, graph.target, low_weight(cfg, None),
         cfg.evaluate.positive_threshold, g.rank, g.alpha, linear,

@@ -112,6 +112,11 @@ def check_model(cfg: JobConfig) -> ModelSpec:
                 "train.low_label_weight weights the multinomial loss and the propagation of "
                 f"model.name={users}: set one of them or train.loss=multinomial"
             )
+    if cfg.model.blend != "none" and t.objective != "link":
+        raise ConfigError(
+            f"model.blend={cfg.model.blend} blends rankers (train.objective=link); a rating "
+            "model is not blended: set model.blend=none"
+        )
     if t.disjoint_ratio > 0 and "disjoint_ratio" not in spec.options:
         raise ConfigError(f"model.name={spec.name}: train.disjoint_ratio must be 0")
     return spec

@@ -41,6 +41,27 @@ def test_two_workers_train_lightgcn_on_user_shards(tiny_cfg, ray_cluster):
     assert result.val_metric == "val_ndcg@20" and result.best_val > 0
 
 
+def test_final_mode_on_ray_workers_chooses_refits_and_blends_in_the_driver(
+    tiny_root, tmp_path, ray_cluster
+):
+    """mode=final with two workers: the choosing run and the refit both train on Ray, the
+    blend's partner is fit and its weight chosen in the driver."""
+    from tests.conftest import make_config, tiny_config_dict
+
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data.update(mode="final")
+    data["model"].update(name="lightgcn", blend="auto", blend_weight=0.5)
+    data["train"].update(objective="link", loss="multinomial", epochs=3, patience=1)
+    data["distributed"] = {"workers": 2}
+    m = run_job(make_config(data), progress=False).metrics
+    chosen = m["chosen_on_validation"]
+    assert (chosen["model.blend"], chosen["model.blend_weight"]) == ("ease", 0.5)
+    assert chosen["model.ease.lam"] == m["config"]["model"]["ease"]["lam"]  # chosen, then fixed
+    assert len(m["history"]) == chosen["train.epochs"]
+    assert m["stages"]["train"]["blend"]["weight"] == 0.5
+    assert m["recommendations"]["rows"] == 12 * 3
+
+
 @pytest.mark.parametrize("objective,loss,sparse", [("rating", "mse", False), ("link", "bce", True)])
 def test_two_workers_keep_identical_parameters(tiny_cfg, ray_cluster, objective, loss, sparse):
     import torch
