@@ -134,6 +134,40 @@ class Neo4jConfig:
 
 
 @dataclass
+class ArangoConfig:
+    """How to reach an ArangoDB database (source and sink). The password never lives in
+    YAML. A node type's collection is its ``label`` (default: the type's name), an edge
+    type's its ``type`` (default: the edge's name)."""
+
+    url: str = "http://127.0.0.1:8529"
+    """http:// or https:// address of a coordinator or single server."""
+    username: str = "root"
+    """User name."""
+    password_env: str = "ARANGO_PASSWORD"
+    """Environment variable holding the password."""
+    password_file: str | None = None
+    """File holding the password (a mounted Kubernetes Secret); read when set."""
+    database: str = "_system"
+    """Database name."""
+    fetch_rows: int = 20_000
+    """Rows per cursor batch while extracting (the memory of one read)."""
+
+    def __post_init__(self) -> None:
+        url = str(self.url or "")
+        if url.split("://", 1)[0].lower() not in ("http", "https") or "://" not in url:
+            raise ConfigError(
+                f"arango url {redact_uri(url)!r}: the scheme must be http:// or https://"
+            )
+        if has_userinfo(url):
+            raise ConfigError(
+                f"arango url {redact_uri(url)!r}: user and password do not belong in the URL; "
+                f"set arango.username and the password in ${self.password_env} or "
+                "arango.password_file"
+            )
+        _at_least(self, "arango", fetch_rows=1)
+
+
+@dataclass
 class ExtractConfig:
     """Stage 1: read a property graph into Arrow tables."""
 
@@ -153,6 +187,8 @@ class ExtractConfig:
     """Where extracted tables are cached as Parquet (None: always re-extract)."""
     neo4j: Neo4jConfig = field(default_factory=Neo4jConfig)
     """Connection, when ``source: neo4j``."""
+    arango: ArangoConfig = field(default_factory=ArangoConfig)
+    """Connection, when ``source: arango``."""
 
     def __post_init__(self) -> None:
         if not self.nodes:

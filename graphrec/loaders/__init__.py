@@ -21,7 +21,13 @@ def _neo4j_source(cfg: ExtractConfig) -> GraphSource:
     return Neo4jSource(cfg)
 
 
-SOURCES = {"files": FileSource, "neo4j": _neo4j_source}
+def _arango_source(cfg: ExtractConfig) -> GraphSource:
+    from graphrec.loaders.arango import ArangoSource  # python-arango is only needed here
+
+    return ArangoSource(cfg)
+
+
+SOURCES = {"files": FileSource, "neo4j": _neo4j_source, "arango": _arango_source}
 
 
 def make_source(cfg: ExtractConfig) -> GraphSource:

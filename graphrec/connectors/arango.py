@@ -1,0 +1,68 @@
+"""ArangoDB connections for the source and the sink: the client, the password, and every
+server or network fault turned into one line that names the server and never the secret.
+
+python-arango raises a different exception class per operation (a wrong password is
+``AQLQueryExecuteError`` on a query, ``DocumentCountError`` on a count); :func:`translate`
+maps them by HTTP status and ArangoDB error number instead (401/11: credentials; 1203: a
+collection that does not exist; 1600: a lost cursor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from graphrec.config import ArangoConfig
+from graphrec.connectors.neo4j import password as _password
+from graphrec.errors import ConfigError, GraphRecError
+from graphrec.redact import redact_uri
+
+
+class ArangoError(GraphRecError):
+    """The server refused something (credentials, a missing collection): one line."""
+
+
+def server(cfg: ArangoConfig) -> str:
+    return redact_uri(cfg.url)
+
+
+def connect(cfg: ArangoConfig, parallelism: int = 1):
+    """The database handle (python-arango), checked against the server once: a wrong
+    password, an unreachable host or a missing database fails here in one line."""
+    from arango import ArangoClient
+    from arango.http import DefaultHTTPClient
+
+    secret = _password(cfg)  # the same rules as Neo4j's: env or a mounted file, never YAML
+    http = DefaultHTTPClient(
+        request_timeout=60, retry_attempts=0, backoff_factor=0, pool_maxsize=max(10, parallelism)
+    )
+    client = ArangoClient(hosts=cfg.url, http_client=http, resolver_max_tries=1)
+    with translate(cfg):
+        db = client.db(cfg.database, username=cfg.username, password=secret)
+        db.version()
+    return db
+
+
+@contextlib.contextmanager
+def translate(cfg: ArangoConfig, doing: str = ""):
+    """Server and network faults inside the block as one-line graphrec errors."""
+    from arango.exceptions import ArangoClientError, ArangoServerError
+
+    where = f"arango at {server(cfg)}" + (f", {doing}" if doing else "")
+    try:
+        yield
+    except ArangoServerError as exc:
+        if exc.http_code == 401 or exc.error_code == 11:
+            raise ConfigError(
+                f"{where}: user {cfg.username!r} was refused (wrong password in "
+                f"${cfg.password_env} or arango.password_file, or no access to database "
+                f"{cfg.database!r})"
+            ) from None
+        if exc.error_code == 1228:
+            raise ArangoError(f"{where}: database {cfg.database!r} does not exist") from None
+        raise ArangoError(f"{where}: {exc.error_message or exc} (error {exc.error_code})") from None
+    except (ArangoClientError, ConnectionError, OSError) as exc:
+        raise ArangoError(f"{where}: cannot reach the server ({type(exc).__name__})") from None
+    except Exception as exc:  # requests' own errors (RetryError, ConnectionError)
+        if type(exc).__module__.startswith(("requests", "urllib3")):
+            raise ArangoError(f"{where}: cannot reach the server ({type(exc).__name__})") from None
+        raise

@@ -1,0 +1,225 @@
+"""A STAND-IN for an ArangoDB server (no ArangoDB server package can be installed here):
+the HTTP endpoints graphrec's ArangoDB code calls, answered as ArangoDB 3.12 documents
+them, driven in the tests by the real ``python-arango`` client. It is not ArangoDB: it
+evaluates only graphrec's own parameterised AQL templates (the same functions the client
+builds its queries with) and answers any other query with a parse error (1501), so a
+query graphrec changes without changing this stand-in fails the tests.
+
+Pages followed (https://docs.arango.ai/arangodb/stable/...):
+- ``develop/http-api/queries/aql-queries/``: create a cursor (201; ``batchSize``,
+  ``hasMore``, ``id``, ``stream``), read the next batch (``POST /_api/cursor/{id}``, 200),
+  delete a cursor (202; 404 with 1600 when unknown);
+- ``develop/http-api/collections/``: list collections, document count, revision;
+- ``develop/http-api/administration/#get-the-server-version``;
+- ``develop/http-api/authentication/``: 401 with errorNum 11 on bad credentials;
+- ``develop/error-codes/``: the ``{error, code, errorNum, errorMessage}`` body; 1203
+  collection not found, 1228 database not found, 1501 query parse error, 1600 cursor not found.
+
+What a real server does that this does not: sharding, the query optimiser (whether a key
+range really uses the primary index is checked only on a real server, ``pytest -m arango``
+with ``ARANGO_URL``), AQL beyond the templates, and string order (keys are compared
+bytewise here, as the primary index does).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from graphrec.loaders.arango import BOUNDS, edge_query, node_query
+
+MAX_ATTRS = 64
+
+
+def _templates() -> dict[str, tuple]:
+    out: dict[str, tuple] = {BOUNDS: ("bounds", 0, False, False)}
+    for n, lower, upper in itertools.product(range(MAX_ATTRS + 1), (False, True), (False, True)):
+        out[node_query(n, lower, upper)] = ("node", n, lower, upper)
+        out[edge_query(n, lower, upper)] = ("edge", n, lower, upper)
+    return out
+
+
+class ArangoStandIn:
+    """One database of document and edge collections behind a local HTTP port."""
+
+    def __init__(self, database: str = "graphrec", username: str = "root", password: str = "pw"):
+        self.database, self.username, self.password = database, username, password
+        self.collections: dict[str, dict] = {}
+        self.cursors: dict[str, list] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.templates = _templates()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ArangoStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- data -------------------------------------------------------------------------------
+    def add(self, name: str, docs: list[dict], edge: bool = False) -> None:
+        coll = self.collections.setdefault(name, {"type": 3 if edge else 2, "docs": {}, "rev": 0})
+        for d in docs:
+            coll["docs"][str(d["_key"])] = {
+                **d,
+                "_key": str(d["_key"]),
+                "_id": f"{name}/{d['_key']}",
+            }
+        coll["rev"] += 1
+
+    def _sorted(self, name: str) -> list[dict]:
+        docs = self.collections[name]["docs"]
+        return [docs[k] for k in sorted(docs, key=lambda k: k.encode())]
+
+    def _document(self, ref):
+        if not isinstance(ref, str) or "/" not in ref:
+            return None
+        name, key = ref.split("/", 1)
+        return self.collections.get(name, {}).get("docs", {}).get(key)
+
+    # -- AQL templates ------------------------------------------------------------------------
+    def evaluate(self, query: str, binds: dict) -> list:
+        shape = self.templates.get(query)
+        if shape is None:
+            raise _Fault(400, 1501, "syntax error: the stand-in knows only graphrec's templates")
+        kind, n, lower, upper = shape
+        name = binds.get("@c")
+        if name not in self.collections:
+            raise _Fault(404, 1203, f"collection or view not found: {name}")
+        docs = self._sorted(name)
+        if kind == "bounds":
+            return [docs[o]["_key"] if 0 <= o < len(docs) else None for o in binds["offsets"]]
+        lo, hi = binds.get("lo"), binds.get("hi")
+        keep = [
+            d for d in docs
+            if (not lower or d["_key"].encode() >= lo.encode())
+            and (not upper or d["_key"].encode() < hi.encode())
+        ]  # fmt: skip
+        attrs = [binds[f"a{i}"] for i in range(n)]
+        if kind == "node":
+            return [[d["_key"], *(d.get(a) for a in attrs)] for d in keep]
+        rows = []
+        for e in keep:
+            a, b = self._document(e.get("_from")), self._document(e.get("_to"))
+            rows.append([
+                e["_key"], e.get("_from"), e.get("_to"),
+                None if a is None else a.get(binds["s"]),
+                None if b is None else b.get(binds["t"]),
+                *(e.get(x) for x in attrs),
+            ])  # fmt: skip
+        return rows
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    def _handler(self):
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _serve(self) -> None:
+                n = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(n) if n else b""  # always read: the connection is reused
+                path = urlsplit(self.path).path
+                standin.requests.append((self.command, path))
+                try:
+                    body = json.loads(raw) if raw else None
+                    code, out = standin.route(self.command, path, body, self.headers)
+                except _Fault as f:
+                    code, out = f.code, f.body()
+                data = json.dumps(out).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json; charset=utf-8")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        return Handler
+
+    def route(self, method: str, path: str, body, headers) -> tuple[int, dict]:
+        auth = headers.get("authorization", "")
+        want = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        if auth != f"Basic {want}":
+            raise _Fault(401, 11, "not authorized to execute this request")
+        parts = path.split("/")
+        if len(parts) < 4 or parts[1] != "_db":
+            raise _Fault(404, 404, "unknown path")
+        if parts[2] != self.database:
+            raise _Fault(404, 1228, "database not found")
+        api = "/" + "/".join(parts[3:])
+        with self._lock:
+            return self._api(method, api, body)
+
+    def _api(self, method: str, api: str, body) -> tuple[int, dict]:
+        if api == "/_api/version" and method == "GET":
+            return 200, {"server": "arango", "version": "3.12.4", "license": "community"}
+        if api == "/_api/collection" and method == "GET":
+            result = [
+                {"id": str(i), "name": n, "status": 3, "type": c["type"], "isSystem": False,
+                 "globallyUniqueId": f"h{i}"}
+                for i, (n, c) in enumerate(self.collections.items(), 1)
+            ]  # fmt: skip
+            return 200, {"error": False, "code": 200, "result": result}
+        if api.startswith("/_api/collection/") and method == "GET":
+            _, _, _, name, what = api.split("/")
+            if name not in self.collections:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            c = self.collections[name]
+            if what == "count":
+                return 200, {"error": False, "code": 200, "name": name, "count": len(c["docs"])}
+            if what == "revision":
+                return 200, {"error": False, "code": 200, "name": name, "revision": str(c["rev"])}
+        if api == "/_api/cursor" and method == "POST":
+            rows = self.evaluate(body["query"], body.get("bindVars") or {})
+            size = int(body.get("batchSize") or 1000)
+            return 201, self._batch(None, rows, size)
+        if api.startswith("/_api/cursor/"):
+            cid = api.split("/")[3]
+            if cid not in self.cursors:
+                raise _Fault(404, 1600, "cursor not found")
+            if method == "DELETE":
+                del self.cursors[cid]
+                return 202, {"error": False, "code": 202, "id": cid}
+            if method == "POST":
+                rows, size = self.cursors.pop(cid)
+                return 200, self._batch(cid, rows, size)
+        raise _Fault(404, 404, f"unknown path {api} for {method}")
+
+    def _batch(self, cid, rows: list, size: int) -> dict:
+        head, rest = rows[:size], rows[size:]
+        out = {"error": False, "code": 201 if cid is None else 200, "result": head,
+               "hasMore": bool(rest), "cached": False, "extra": {"stats": {}}}  # fmt: skip
+        if rest:
+            cid = cid or str(next(self._ids))
+            self.cursors[cid] = (rest, size)
+            out["id"] = cid
+        return out
+
+
+class _Fault(Exception):
+    def __init__(self, code: int, num: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.num, self.message = code, num, message
+
+    def body(self) -> dict:
+        return {
+            "error": True,
+            "code": self.code,
+            "errorNum": self.num,
+            "errorMessage": self.message,
+        }

@@ -1,0 +1,122 @@
+"""The ArangoDB source against the protocol STAND-IN (tests/arango/standin.py, not a real
+ArangoDB server), driven by the real python-arango client: the same tables as the file
+source, several partitions and cursor batches, and every fault in one line."""
+
+from __future__ import annotations
+
+import csv
+
+import pyarrow as pa
+import pytest
+
+from graphrec.config import ExtractConfig, from_dict
+from graphrec.errors import ConfigError, DataError, GraphRecError
+from graphrec.loaders import FileSource, extract, make_source
+from tests.arango.standin import ArangoStandIn
+from tests.conftest import tiny_config_dict
+
+
+def load_tiny(standin: ArangoStandIn, root) -> None:
+    movies = list(csv.DictReader(open(root / "movies.csv")))
+    ratings = list(csv.DictReader(open(root / "ratings.csv")))
+    standin.add("Movie", [
+        {"_key": m["movieId"], "movieId": int(m["movieId"]), "title": m["title"],
+         "genres": m["genres"]} for m in movies
+    ])  # fmt: skip
+    users = sorted({int(r["userId"]) for r in ratings})
+    standin.add("User", [{"_key": str(u), "userId": u} for u in users])
+    standin.add("Rates", [
+        {"_key": str(i), "_from": f"User/{r['userId']}", "_to": f"Movie/{r['movieId']}",
+         "rating": float(r["rating"]), "timestamp": int(r["timestamp"])}
+        for i, r in enumerate(ratings)
+    ], edge=True)  # fmt: skip
+
+
+def arango_extract_cfg(tiny_root, tmp_path, url: str, **arango) -> ExtractConfig:
+    data = tiny_config_dict(tiny_root, tmp_path)["extract"]
+    data["source"] = "arango"
+    data["parallelism"] = 3
+    data["nodes"]["user"]["label"] = "User"
+    data["nodes"]["movie"]["label"] = "Movie"
+    data["edges"]["rates"]["type"] = "Rates"
+    data["arango"] = {"url": url, "database": "graphrec", "fetch_rows": 7, **arango}
+    return from_dict(ExtractConfig, data, "extract")
+
+
+@pytest.fixture
+def standin(tiny_root, monkeypatch):
+    monkeypatch.setenv("ARANGO_PASSWORD", "pw")
+    with ArangoStandIn() as s:
+        load_tiny(s, tiny_root)
+        yield s
+
+
+def sorted_table(t: pa.Table, by: list[str]) -> pa.Table:
+    return t.sort_by([(c, "ascending") for c in by])
+
+
+def test_the_same_tables_as_the_file_source(standin, tiny_root, tmp_path):
+    cfg = arango_extract_cfg(tiny_root, tmp_path, standin.url)
+    source = make_source(cfg)
+    got = extract(source, progress=False)
+    file_cfg = from_dict(ExtractConfig, tiny_config_dict(tiny_root, tmp_path)["extract"], "extract")
+    want = extract(FileSource(file_cfg), progress=False)
+    for name in ("rates",):
+        by = ["src", "dst"]
+        assert sorted_table(got.edges[name], by).equals(sorted_table(want.edges[name], by))
+    assert sorted_table(got.nodes["movie"], ["id"]).equals(
+        sorted_table(want.nodes["movie"], ["id"])
+    )
+    # three key ranges per collection, each read as several cursor batches of 7 rows
+    assert len(source.partitions("edge", "rates")) == 3
+    assert any(
+        m == "POST" and p.startswith("/_db/graphrec/_api/cursor/") for m, p in standin.requests
+    )
+
+
+def test_a_wrong_password_is_one_line(standin, tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARANGO_PASSWORD", "not-it")
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(ConfigError, match="user 'root' was refused") as info:
+        source.partitions("node", "movie")
+    assert "not-it" not in str(info.value)
+
+
+def test_an_unreachable_host_is_one_line(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARANGO_PASSWORD", "pw")
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, "http://127.0.0.1:9"))
+    with pytest.raises(GraphRecError, match="cannot reach the server"):
+        source.partitions("node", "movie")
+
+
+def test_a_missing_collection_is_named(standin, tiny_root, tmp_path):
+    del standin.collections["Movie"]
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(
+        GraphRecError, match=r"collection 'Movie' \(extract.nodes.movie\) does not exist"
+    ):
+        source.partitions("node", "movie")
+
+
+def test_a_document_without_its_key_attribute_is_named(standin, tiny_root, tmp_path):
+    del standin.collections["Movie"]["docs"]["105"]["movieId"]
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(DataError, match="document Movie/105 has no key attribute 'movieId'"):
+        extract(source, progress=False)
+
+
+def test_an_edge_to_a_missing_document_is_named(standin, tiny_root, tmp_path):
+    standin.add("Rates", [{"_key": "bad", "_from": "User/1", "_to": "Movie/999"}], edge=True)
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(DataError, match=r"edge Rates/bad: _to 'Movie/999' points to no document"):
+        extract(source, progress=False)
+
+
+def test_an_injection_attempt_in_a_collection_name_is_refused_before_any_request(
+    standin, tiny_root, tmp_path
+):
+    cfg = arango_extract_cfg(tiny_root, tmp_path, standin.url)
+    cfg.nodes["movie"].label = "Movie RETURN 1 //"
+    with pytest.raises(ConfigError, match="not a valid database name"):
+        make_source(cfg)
+    assert standin.requests == []
