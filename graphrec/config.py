@@ -633,6 +633,8 @@ class WriteConfig:
     """Database sinks: users per write transaction (all k rows of a user in one)."""
     neo4j: Neo4jConfig | None = None
     """Neo4j sink connection (None: the extract stage's ``extract.neo4j``)."""
+    collection: str = "Recommendation_Inferences"
+    """ArangoDB sink: the edge collection written (created when missing)."""
 
     def __post_init__(self) -> None:
         _at_least(self, "write", batch_size=1)

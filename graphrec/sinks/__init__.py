@@ -27,7 +27,23 @@ def _neo4j(job, run_dir: Path) -> RecommendationSink:
     )
 
 
-SINKS = {"parquet": _parquet, "neo4j": _neo4j}
+def _arango(job, run_dir: Path) -> RecommendationSink:
+    from graphrec.sinks.arango import ArangoSink  # python-arango is only needed here
+
+    ecfg, target = job.extract, job.extract.edges[job.build.target]
+    user, item = ecfg.nodes[target.src], ecfg.nodes[target.dst]
+    return ArangoSink(
+        ecfg.arango,
+        user=(user.label or target.src, user.id),
+        item=(item.label or target.dst, item.id),
+        collection=job.write.collection,
+        model=job.name,
+        run_id=Path(run_dir).name.split(".partial-")[0].lstrip("."),
+        batch_size=job.write.batch_size,
+    )
+
+
+SINKS = {"parquet": _parquet, "neo4j": _neo4j, "arango": _arango}
 
 
 def sink_names(job) -> list[str]:

@@ -38,3 +38,32 @@ class RecommendationSink(ABC):
     @abstractmethod
     def _write(self, table: pa.Table) -> dict:
         """Write the checked table."""
+
+
+def user_batches(table: pa.Table, batch_size: int):
+    """``(users, rows)`` per batch of ``batch_size`` users of ``table`` (sorted by user):
+    each user as ``{id, recs: [{item, rank, score}]}``; a user's rows never split."""
+    users = table.column("user_id").combine_chunks()
+    starts = [0]
+    change = pc.not_equal(users[1:], users[:-1]).to_numpy(zero_copy_only=False)
+    starts += [i + 1 for i in change.nonzero()[0].tolist()]
+    starts.append(len(users))
+    items = table.column("item_id").to_pylist()
+    ranks = table.column("rank").to_pylist()
+    scores = table.column("score").to_pylist()
+    ids = users.to_pylist()
+    for b in range(0, len(starts) - 1, batch_size):
+        group = []
+        first, last = starts[b], starts[min(b + batch_size, len(starts) - 1)]
+        for u in range(b, min(b + batch_size, len(starts) - 1)):
+            lo, hi = starts[u], starts[u + 1]
+            group.append(
+                {
+                    "id": ids[lo],
+                    "recs": [
+                        {"item": items[j], "rank": ranks[j], "score": scores[j]}
+                        for j in range(lo, hi)
+                    ],
+                }
+            )
+        yield group, last - first

@@ -34,7 +34,7 @@ from graphrec.connectors.neo4j import (
     translate,
 )
 from graphrec.errors import ConfigError, DataError, GraphRecError, Interrupted, RunError
-from graphrec.sinks.base import RecommendationSink
+from graphrec.sinks.base import RecommendationSink, user_batches
 
 CHECK_IDS = 20_000  # ids per query while checking that every endpoint exists
 
@@ -135,7 +135,7 @@ class Neo4jSink(RecommendationSink):
     def _write(self, table: pa.Table) -> dict:
         t0 = time.perf_counter()
         table = table.sort_by([("user_id", "ascending"), ("rank", "ascending")])
-        batches = list(_user_batches(table, self.batch_size))
+        batches = list(user_batches(table, self.batch_size))
         query = self._query()
 
         def write_batch(tx, users: list[dict], expected: int) -> int:
@@ -202,31 +202,3 @@ class Neo4jSink(RecommendationSink):
             f"{done} of {len(batches)} batches were written to neo4j (users {first}-{last}); "
             "rerun to finish: every user has either the previous or the new recommendations"
         )
-
-
-def _user_batches(table: pa.Table, batch_size: int):
-    """``(users, rows)`` per batch: each user as ``{id, recs: [{item, rank, score}]}``."""
-    users = table.column("user_id").combine_chunks()
-    starts = [0]
-    change = pc.not_equal(users[1:], users[:-1]).to_numpy(zero_copy_only=False)
-    starts += [i + 1 for i in change.nonzero()[0].tolist()]
-    starts.append(len(users))
-    items = table.column("item_id").to_pylist()
-    ranks = table.column("rank").to_pylist()
-    scores = table.column("score").to_pylist()
-    ids = users.to_pylist()
-    for b in range(0, len(starts) - 1, batch_size):
-        group = []
-        first, last = starts[b], starts[min(b + batch_size, len(starts) - 1)]
-        for u in range(b, min(b + batch_size, len(starts) - 1)):
-            lo, hi = starts[u], starts[u + 1]
-            group.append(
-                {
-                    "id": ids[lo],
-                    "recs": [
-                        {"item": items[j], "rank": ranks[j], "score": scores[j]}
-                        for j in range(lo, hi)
-                    ],
-                }
-            )
-        yield group, last - first

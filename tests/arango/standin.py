@@ -24,19 +24,23 @@ bytewise here, as the primary index does).
 from __future__ import annotations
 
 import base64
+import copy
 import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from graphrec.loaders.arango import BOUNDS, edge_query, node_query
+from graphrec.sinks.arango import INSERT, LOOKUP, REMOVE
 
 MAX_ATTRS = 64
 
 
 def _templates() -> dict[str, tuple]:
     out: dict[str, tuple] = {BOUNDS: ("bounds", 0, False, False)}
+    for name in ("lookup", "remove", "insert"):
+        out[{"lookup": LOOKUP, "remove": REMOVE, "insert": INSERT}[name]] = (name, 0, False, False)
     for n, lower, upper in itertools.product(range(MAX_ATTRS + 1), (False, True), (False, True)):
         out[node_query(n, lower, upper)] = ("node", n, lower, upper)
         out[edge_query(n, lower, upper)] = ("edge", n, lower, upper)
@@ -50,6 +54,10 @@ class ArangoStandIn:
         self.database, self.username, self.password = database, username, password
         self.collections: dict[str, dict] = {}
         self.cursors: dict[str, list] = {}
+        self.transactions: dict[str, dict] = {}
+        self.fail_inserts_after: int | None = None
+        """Fault injection: INSERT queries after this many succeed fail (HTTP 500)."""
+        self.inserts = 0
         self.requests: list[tuple[str, str]] = []
         self.templates = _templates()
         self._ids = itertools.count(1)
@@ -89,14 +97,51 @@ class ArangoStandIn:
         return self.collections.get(name, {}).get("docs", {}).get(key)
 
     # -- AQL templates ------------------------------------------------------------------------
-    def evaluate(self, query: str, binds: dict) -> list:
+    def evaluate(self, query: str, binds: dict, colls: dict | None = None) -> tuple[list, int]:
+        """Rows and writes of one template query against ``colls`` (a transaction's
+        staged copy, or the committed collections)."""
+        colls = self.collections if colls is None else colls
         shape = self.templates.get(query)
         if shape is None:
             raise _Fault(400, 1501, "syntax error: the stand-in knows only graphrec's templates")
         kind, n, lower, upper = shape
         name = binds.get("@c")
-        if name not in self.collections:
+        if name not in colls:
             raise _Fault(404, 1203, f"collection or view not found: {name}")
+        if kind in ("remove", "insert", "lookup"):
+            return self._write_query(kind, name, binds, colls)
+        return self._read_query(kind, n, lower, upper, name, binds), 0
+
+    def _write_query(self, kind, name, binds, colls) -> tuple[list, int]:
+        docs = colls[name]["docs"]
+        if kind == "lookup":
+            want = set(binds["ids"])
+            return [
+                [d.get(binds["k"]), d["_id"]] for d in docs.values() if d.get(binds["k"]) in want
+            ], 0
+        if kind == "remove":
+            froms = set(binds["froms"])
+            gone = [
+                k
+                for k, e in docs.items()
+                if e.get("_from") in froms and e.get("model") == binds["model"]
+            ]
+            for k in gone:
+                del docs[k]
+            return [], len(gone)
+        self.inserts += 1
+        if self.fail_inserts_after is not None and self.inserts > self.fail_inserts_after:
+            raise _Fault(500, 4, "injected fault: the stand-in fails this insert")
+        for r in binds["rows"]:
+            key = str(next(self._ids))
+            docs[key] = {
+                "_key": key, "_id": f"{name}/{key}", "_from": r[0], "_to": r[1], "rank": r[2],
+                "score": r[3], "model": binds["model"], "run_id": binds["run"],
+            }  # fmt: skip
+        colls[name]["rev"] += 1
+        return [], len(binds["rows"])
+
+    def _read_query(self, kind, n, lower, upper, name, binds) -> list:
         docs = self._sorted(name)
         if kind == "bounds":
             return [docs[o]["_key"] if 0 <= o < len(docs) else None for o in binds["offsets"]]
@@ -109,7 +154,7 @@ class ArangoStandIn:
         attrs = [binds[f"a{i}"] for i in range(n)]
         if kind == "node":
             return [[d["_key"], *(d.get(a) for a in attrs)] for d in keep]
-        rows = []
+        rows: list = []
         for e in keep:
             a, b = self._document(e.get("_from")), self._document(e.get("_to"))
             rows.append([
@@ -133,11 +178,12 @@ class ArangoStandIn:
             def _serve(self) -> None:
                 n = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(n) if n else b""  # always read: the connection is reused
-                path = urlsplit(self.path).path
+                url = urlsplit(self.path)
+                path, query = url.path, {k: v[0] for k, v in parse_qs(url.query).items()}
                 standin.requests.append((self.command, path))
                 try:
                     body = json.loads(raw) if raw else None
-                    code, out = standin.route(self.command, path, body, self.headers)
+                    code, out = standin.route(self.command, path, body, self.headers, query)
                 except _Fault as f:
                     code, out = f.code, f.body()
                 data = json.dumps(out).encode()
@@ -151,7 +197,7 @@ class ArangoStandIn:
 
         return Handler
 
-    def route(self, method: str, path: str, body, headers) -> tuple[int, dict]:
+    def route(self, method: str, path: str, body, headers, query=None) -> tuple[int, dict]:
         auth = headers.get("authorization", "")
         want = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if auth != f"Basic {want}":
@@ -163,9 +209,65 @@ class ArangoStandIn:
             raise _Fault(404, 1228, "database not found")
         api = "/" + "/".join(parts[3:])
         with self._lock:
-            return self._api(method, api, body)
+            return self._api(method, api, body, headers.get("x-arango-trx-id"), query or {})
 
-    def _api(self, method: str, api: str, body) -> tuple[int, dict]:
+    def _api(self, method: str, api: str, body, trx_id, query) -> tuple[int, dict]:
+        if api == "/_api/transaction/begin" and method == "POST":
+            write = body["collections"].get("write", [])
+            write = [write] if isinstance(write, str) else write
+            missing = [c for c in write if c not in self.collections]
+            if missing:
+                raise _Fault(404, 1203, f"collection or view not found: {missing[0]}")
+            tid = str(next(self._ids))
+            staged = {c: copy.deepcopy(self.collections[c]) for c in write}
+            self.transactions[tid] = {"status": "running", "staged": staged}
+            return 201, {"error": False, "code": 201, "result": {"id": tid, "status": "running"}}
+        if api.startswith("/_api/transaction/"):
+            tid = api.split("/")[3]
+            t = self.transactions.get(tid)
+            if t is None:
+                raise _Fault(404, 1655, "transaction not found")
+            if method == "PUT":  # commit
+                if t["status"] == "aborted":
+                    raise _Fault(400, 1654, "transaction aborted")
+                if t["status"] == "running":
+                    self.collections.update(t["staged"])
+                    t["status"] = "committed"
+                return 200, {
+                    "error": False,
+                    "code": 200,
+                    "result": {"id": tid, "status": t["status"]},
+                }
+            if method == "DELETE":  # abort
+                if t["status"] == "committed":
+                    raise _Fault(400, 1653, "transaction already committed")
+                t["status"] = "aborted"
+                return 200, {
+                    "error": False,
+                    "code": 200,
+                    "result": {"id": tid, "status": "aborted"},
+                }
+        if api == "/_api/collection" and method == "POST":
+            if body["name"] in self.collections:
+                raise _Fault(409, 1207, "duplicate name")
+            self.collections[body["name"]] = {"type": body.get("type", 2), "docs": {}, "rev": 0}
+            return 200, {
+                "error": False,
+                "code": 200,
+                "name": body["name"],
+                "type": body.get("type", 2),
+            }
+        if api == "/_api/index" and method == "POST":
+            name = query.get("collection")
+            if name not in self.collections:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            return 201, {
+                "error": False,
+                "code": 201,
+                "id": f"{name}/1",
+                "isNewlyCreated": True,
+                **body,
+            }
         if api == "/_api/version" and method == "GET":
             return 200, {"server": "arango", "version": "3.12.4", "license": "community"}
         if api == "/_api/collection" and method == "GET":
@@ -185,9 +287,17 @@ class ArangoStandIn:
             if what == "revision":
                 return 200, {"error": False, "code": 200, "name": name, "revision": str(c["rev"])}
         if api == "/_api/cursor" and method == "POST":
-            rows = self.evaluate(body["query"], body.get("bindVars") or {})
+            colls = None
+            if trx_id is not None:
+                t = self.transactions.get(trx_id)
+                if t is None or t["status"] != "running":
+                    raise _Fault(404, 1655, "transaction not found")
+                colls = {**self.collections, **t["staged"]}
+            rows, writes = self.evaluate(body["query"], body.get("bindVars") or {}, colls)
             size = int(body.get("batchSize") or 1000)
-            return 201, self._batch(None, rows, size)
+            out = self._batch(None, rows, size)
+            out["extra"]["stats"] = {"writesExecuted": writes, "writesIgnored": 0}
+            return 201, out
         if api.startswith("/_api/cursor/"):
             cid = api.split("/")[3]
             if cid not in self.cursors:

@@ -381,8 +381,8 @@ def test_sink_that_writes_fewer_rows_than_the_table_fails(
 ):
     import graphrec.sinks.neo4j as mod
 
-    full = mod._user_batches
-    monkeypatch.setattr(mod, "_user_batches", lambda t, b: list(full(t, b))[:-1])
+    full = mod.user_batches
+    monkeypatch.setattr(mod, "user_batches", lambda t, b: list(full(t, b))[:-1])
     with pytest.raises(RunError, match=r"wrote 27 of 30 recommendation rows") as e:
         sink(neo4j_cfg, "r").write(recs(users=range(1, 11)))
     assert_one_line(e.value, neo4j_cfg)
