@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--quiet", action="store_true")
 
-    load = sub.add_parser("load", help="bulk-load the config's files into its Neo4j database")
+    load = sub.add_parser(
+        "load", help="bulk-load the config's files into its database (Neo4j or ArangoDB)"
+    )
     load.add_argument("--config", type=Path, required=True)
     load.add_argument("--batch-rows", type=int, default=10_000)
     load.add_argument("--parallel", type=int, default=1, help="relationship writers")
@@ -318,6 +320,15 @@ def _load(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     files = dataclasses.replace(cfg.extract, source="files")
+    if cfg.extract.source == "arango":
+        from graphrec.loaders.arango_load import load_graph as load_arango
+
+        tables = extract(FileSource(files), progress=not args.quiet)
+        stats = load_arango(
+            tables, cfg.extract, cfg.extract.arango, cfg.name, args.batch_rows, args.replace
+        )
+        print(json.dumps(stats, indent=1))
+        return 0
     tables = extract(FileSource(files), progress=not args.quiet)
     stats = load_graph(
         tables,

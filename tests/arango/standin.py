@@ -257,6 +257,32 @@ class ArangoStandIn:
                 "name": body["name"],
                 "type": body.get("type", 2),
             }
+        if api == "/_api/import" and method == "POST":
+            name = query.get("collection")
+            if name not in self.collections:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            docs = self.collections[name]["docs"]
+            clash = [d["_key"] for d in body if "_key" in d and str(d["_key"]) in docs]
+            if clash and query.get("onDuplicate", "error") == "error":
+                raise _Fault(409, 1210, "unique constraint violated")
+            for d in body:
+                key = str(d["_key"]) if "_key" in d else str(next(self._ids))
+                docs[key] = {**d, "_key": key, "_id": f"{name}/{key}"}
+            self.collections[name]["rev"] += 1
+            n_new = len(body) - len(clash)
+            counts = {"created": n_new, "updated": len(clash), "errors": 0, "empty": 0}
+            return 201, {"error": False, **counts, "ignored": 0, "details": []}
+        truncate = api.startswith("/_api/collection/") and api.endswith("/truncate")
+        if truncate and method == "PUT":
+            name = api.split("/")[3]
+            if name not in self.collections:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            self.collections[name]["docs"].clear()
+            c = self.collections[name]
+            return 200, {"error": False, "code": 200, "name": name, "type": c["type"], "status": 3,
+                         "id": "1", "isSystem": False}  # fmt: skip
+        if api.startswith("/_api/gharial"):
+            return self._gharial(method, api, body)
         if api == "/_api/index" and method == "POST":
             name = query.get("collection")
             if name not in self.collections:
@@ -308,6 +334,24 @@ class ArangoStandIn:
             if method == "POST":
                 rows, size = self.cursors.pop(cid)
                 return 200, self._batch(cid, rows, size)
+        raise _Fault(404, 404, f"unknown path {api} for {method}")
+
+    def _gharial(self, method: str, api: str, body) -> tuple[int, dict]:
+        graphs = self.__dict__.setdefault("graphs", {})
+        parts = api.split("/")
+        if method == "GET" and len(parts) == 4:
+            g = graphs.get(parts[3])
+            if g is None:
+                raise _Fault(404, 1924, "graph not found")
+            return 200, {"error": False, "code": 200, "graph": g}
+        if method == "POST" and len(parts) == 3:
+            if body["name"] in graphs:
+                raise _Fault(409, 1925, "graph already exists")
+            g = {"_key": body["name"], "_id": f"_graphs/{body['name']}", "_rev": "1",
+                 "name": body["name"], "edgeDefinitions": body["edgeDefinitions"],
+                 "orphanCollections": []}  # fmt: skip
+            graphs[body["name"]] = g
+            return 202, {"error": False, "code": 202, "graph": g}
         raise _Fault(404, 404, f"unknown path {api} for {method}")
 
     def _batch(self, cid, rows: list, size: int) -> dict:
