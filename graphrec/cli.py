@@ -102,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--quiet", action="store_true")
     load.add_argument("overrides", nargs="*", metavar="key.path=value")
 
-    insp = sub.add_parser("inspect", help="list labels, types, counts and properties in Neo4j")
-    insp.add_argument("--config", type=Path, default=None, help="take extract.neo4j from here")
+    insp = sub.add_parser(
+        "inspect", help="list what a Neo4j or ArangoDB database holds (counts, properties)"
+    )
+    insp.add_argument(
+        "--config", type=Path, default=None, help="take extract.neo4j or extract.arango from here"
+    )
     insp.add_argument("--uri", default=None, help="or connect here (password: $NEO4J_PASSWORD)")
     insp.add_argument("--json", action="store_true")
     insp.add_argument("overrides", nargs="*", metavar="key.path=value")
@@ -349,7 +353,15 @@ def _inspect(args: argparse.Namespace) -> int:
     from graphrec.config import Neo4jConfig, load_config
     from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
 
-    ncfg = load_config(args.config, args.overrides).extract.neo4j if args.config else Neo4jConfig()
+    job = load_config(args.config, args.overrides) if args.config else None
+    if job is not None and job.extract.source == "arango":
+        from graphrec.inspect_arango import format_inspection as fmt
+        from graphrec.inspect_arango import inspect_arango
+
+        info = inspect_arango(job.extract.arango)
+        print(json.dumps(info, indent=1, default=str) if args.json else fmt(info))
+        return 0
+    ncfg = job.extract.neo4j if job is not None else Neo4jConfig()
     if args.uri:
         ncfg = dataclasses.replace(ncfg, uri=args.uri)  # checked like a configured one
     info = inspect_neo4j(ncfg)

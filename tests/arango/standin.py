@@ -31,6 +31,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from graphrec.inspect_arango import SAMPLE
 from graphrec.loaders.arango import BOUNDS, edge_query, node_query
 from graphrec.sinks.arango import INSERT, LOOKUP, REMOVE
 
@@ -39,8 +40,9 @@ MAX_ATTRS = 64
 
 def _templates() -> dict[str, tuple]:
     out: dict[str, tuple] = {BOUNDS: ("bounds", 0, False, False)}
-    for name in ("lookup", "remove", "insert"):
-        out[{"lookup": LOOKUP, "remove": REMOVE, "insert": INSERT}[name]] = (name, 0, False, False)
+    for name, query in (("lookup", LOOKUP), ("remove", REMOVE), ("insert", INSERT),
+                        ("sample", SAMPLE)):  # fmt: skip
+        out[query] = (name, 0, False, False)
     for n, lower, upper in itertools.product(range(MAX_ATTRS + 1), (False, True), (False, True)):
         out[node_query(n, lower, upper)] = ("node", n, lower, upper)
         out[edge_query(n, lower, upper)] = ("edge", n, lower, upper)
@@ -143,6 +145,8 @@ class ArangoStandIn:
 
     def _read_query(self, kind, n, lower, upper, name, binds) -> list:
         docs = self._sorted(name)
+        if kind == "sample":
+            return [dict(d) for d in docs[: int(binds["n"])]]
         if kind == "bounds":
             return [docs[o]["_key"] if 0 <= o < len(docs) else None for o in binds["offsets"]]
         lo, hi = binds.get("lo"), binds.get("hi")

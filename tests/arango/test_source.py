@@ -184,3 +184,21 @@ def test_the_whole_job_from_arango_and_back_matches_the_file_source(
     assert arango["recall@20"] == pytest.approx(files["recall@20"], abs=1e-9)
     assert len(recs) == 12 * 3 and {e["model"] for e in recs} == {"tiny"}
     assert Counter(e["_from"] for e in recs) == {f"User/{u}": 3 for u in range(1, 13)}
+
+
+def test_inspect_lists_collections_counts_attributes_and_endpoints(
+    standin, tiny_root, tmp_path, capsys
+):
+    import yaml
+
+    from graphrec.cli import main
+
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["extract"].update(source="arango", arango={"url": standin.url, "database": "graphrec"})
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["inspect", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"arango {standin.url} database 'graphrec'" in out
+    assert "Rates  96 edges  {rating: float, timestamp: int}  User->Movie" in out
+    assert "Movie  20 documents  {genres: string, movieId: int, title: string}" in out
