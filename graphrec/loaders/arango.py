@@ -27,7 +27,7 @@ import pyarrow as pa
 from graphrec.config import EdgeSpec, ExtractConfig, NodeSpec
 from graphrec.connectors.arango import ArangoError, connect, server, translate
 from graphrec.errors import DataError
-from graphrec.loaders.base import GraphSource, Kind, Partition
+from graphrec.loaders.base import GraphSource, Kind, Partition, to_arrow
 
 BOUNDS = "FOR off IN @offsets RETURN FIRST(FOR d IN @@c SORT d._key LIMIT off, 1 RETURN d._key)"
 """Partition boundaries: the keys at the given offsets of the primary index's order."""
@@ -165,7 +165,7 @@ class ArangoSource(GraphSource):
             if any(v is None for v in values[j]):
                 row = list(values[j]).index(None)
                 self._missing_key(part, spec, columns[j], j, keys[row], cols, row)
-        arrays = [_to_arrow(list(v)) for v in values]
+        arrays = [to_arrow(list(v)) for v in values]
         return pa.RecordBatch.from_arrays(arrays, names=columns)
 
     def _missing_key(self, part, spec, column, j, key, cols, row) -> None:
@@ -192,11 +192,3 @@ class ArangoSource(GraphSource):
                     c = self.db.collection(self.collection(kind, name))
                     parts += [str(c.count()), str(c.revision())]
         return "|".join(parts)
-
-
-def _to_arrow(values: list) -> pa.Array:
-    """JSON values -> Arrow; mixed types fall back to text so the base class names the row."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())

@@ -334,3 +334,12 @@ def check_finite(batch: pa.RecordBatch, column: str, location: str, row0: int = 
         value = col[bad].as_py()
         what = "missing (empty or NaN)" if value is None else f"{value!r} is not a number"
         raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: {what}")
+
+
+def to_arrow(values: list) -> pa.Array:
+    """A database client's values -> Arrow; mixed types fall back to text, so the checks of
+    :meth:`GraphSource.read` name the row that does not fit its declared type."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())

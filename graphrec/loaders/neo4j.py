@@ -36,7 +36,7 @@ from graphrec.connectors.neo4j import (
     translate,
 )
 from graphrec.errors import DataError
-from graphrec.loaders.base import GraphSource, Kind, Partition
+from graphrec.loaders.base import GraphSource, Kind, Partition, to_arrow
 
 
 class Neo4jSource(GraphSource):
@@ -180,7 +180,7 @@ class Neo4jSource(GraphSource):
                     values = [[v[0] for v in rec[f"c{j}"]] for j in range(len(columns))]
                 else:
                     values = [rec[f"c{j}"] for j in range(len(columns))]
-                arrays = [_to_arrow(v) for v in values]
+                arrays = [to_arrow(v) for v in values]
                 self._check_keys(part, spec, columns, arrays, rec)
                 yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
@@ -234,11 +234,3 @@ class Neo4jSource(GraphSource):
                 c = session.run(f"MATCH ()-[r:{rtype}]->() RETURN count(r) AS c").single()["c"]
                 parts.append(str(c))
         return "|".join(parts)
-
-
-def _to_arrow(values: list) -> pa.Array:
-    """Driver values -> Arrow; mixed types fall back to text so the base class names the row."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from graphrec.config import ArangoConfig
 from graphrec.connectors.arango import connect, server, translate
 from graphrec.errors import ConfigError, DataError, GraphRecError, Interrupted, RunError
-from graphrec.sinks.base import RecommendationSink, user_batches
+from graphrec.sinks.base import RecommendationSink, check_batch_size, user_batches
 
 LOOKUP = "FOR d IN @@c FILTER d.@k IN @ids RETURN [d.@k, d._id]"
 """The documents of some key attribute values (to resolve ids to ``_id``)."""
@@ -58,8 +58,7 @@ class ArangoSink(RecommendationSink):
         run_id: str,
         batch_size: int = 500,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"write.batch_size={batch_size!r}: must be a whole number >= 1")
+        check_batch_size(batch_size)
         self.cfg, self.user, self.item, self.collection = cfg, user, item, collection
         self.model, self.run_id, self.batch_size = model, run_id, batch_size
 

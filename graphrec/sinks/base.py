@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graphrec.errors import DataError
+from graphrec.errors import ConfigError, DataError
 
 COLUMNS = ("user_id", "item_id", "rank", "score")
 
@@ -67,3 +67,12 @@ def user_batches(table: pa.Table, batch_size: int):
                 }
             )
         yield group, last - first
+
+
+def check_batch_size(batch_size) -> int:
+    """``write.batch_size`` of a database sink: a whole number of users >= 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(
+            f"write.batch_size={batch_size!r}: must be a whole number >= 1 (users per transaction)"
+        )
+    return batch_size

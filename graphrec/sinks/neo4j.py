@@ -33,8 +33,8 @@ from graphrec.connectors.neo4j import (
     server,
     translate,
 )
-from graphrec.errors import ConfigError, DataError, GraphRecError, Interrupted, RunError
-from graphrec.sinks.base import RecommendationSink, user_batches
+from graphrec.errors import DataError, GraphRecError, Interrupted, RunError
+from graphrec.sinks.base import RecommendationSink, check_batch_size, user_batches
 
 CHECK_IDS = 20_000  # ids per query while checking that every endpoint exists
 
@@ -59,11 +59,7 @@ class Neo4jSink(RecommendationSink):
         run_id: str,
         batch_size: int = 500,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(
-                f"write.batch_size={batch_size!r}: must be a whole number >= 1 (users per "
-                "transaction)"
-            )
+        check_batch_size(batch_size)
         self.cfg = cfg
         self.user_label, self.user_key = q(user[0], "label"), q(user[1], "property")
         self.item_label, self.item_key = q(item[0], "label"), q(item[1], "property")
