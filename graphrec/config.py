@@ -717,6 +717,10 @@ class JobConfig:
         if self.write.sink == "neo4j":
             self.extract.check_identifiers()
             _identifier(self.write.relationship, "write.relationship")
+        if self.extract.source == "arango" or self.write.sink == "arango":
+            self.extract.check_identifiers()  # collection and attribute names
+        if self.write.sink == "arango":
+            _identifier(self.write.collection, "write.collection")
         target = self.extract.edges.get(self.build.target)
         if target is None:
             raise ConfigError(

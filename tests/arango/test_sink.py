@@ -75,3 +75,13 @@ def test_an_unknown_user_is_refused_before_anything_is_written(standin):
     ):
         sink(standin).write(recs(users=range(1, 12)))
     assert edges(standin) == []
+
+
+def test_a_bad_collection_name_is_a_config_error(tiny_root, tmp_path):
+    from graphrec.errors import ConfigError
+    from tests.conftest import make_config, tiny_config_dict
+
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["write"].update(sink="arango", collection="Recs; REMOVE")
+    with pytest.raises(ConfigError, match="write.collection 'Recs; REMOVE' is not a valid"):
+        make_config(data)
