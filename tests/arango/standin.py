@@ -251,6 +251,11 @@ class ArangoStandIn:
                     "code": 200,
                     "result": {"id": tid, "status": "aborted"},
                 }
+        if api.startswith("/_api/collection/") and api.count("/") == 3 and method == "DELETE":
+            name = api.split("/")[3]
+            if self.collections.pop(name, None) is None:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            return 200, {"error": False, "code": 200, "id": "1"}
         if api == "/_api/collection" and method == "POST":
             if body["name"] in self.collections:
                 raise _Fault(409, 1207, "duplicate name")
@@ -348,6 +353,10 @@ class ArangoStandIn:
             if g is None:
                 raise _Fault(404, 1924, "graph not found")
             return 200, {"error": False, "code": 200, "graph": g}
+        if method == "DELETE" and len(parts) == 4:
+            if graphs.pop(parts[3], None) is None:
+                raise _Fault(404, 1924, "graph not found")
+            return 202, {"error": False, "code": 202, "removed": True}
         if method == "POST" and len(parts) == 3:
             if body["name"] in graphs:
                 raise _Fault(409, 1925, "graph already exists")
