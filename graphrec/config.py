@@ -133,6 +133,9 @@ class Neo4jConfig:
             )
 
 
+ARANGO_AUTH = ("basic", "jwt", "token")
+
+
 @dataclass
 class ArangoConfig:
     """How to reach an ArangoDB database (source and sink). The password never lives in
@@ -149,6 +152,10 @@ class ArangoConfig:
     """File holding the password (a mounted Kubernetes Secret); read when set."""
     database: str = "_system"
     """Database name."""
+    auth: str = "basic"
+    """``basic`` (user and password on every request), ``jwt`` (the password is exchanged
+    once for a token at ``/_open/auth``, renewed when it expires) or ``token`` (the secret
+    is itself a JWT issued for this user, sent as a bearer token; ``username`` unused)."""
     fetch_rows: int = 20_000
     """Rows per cursor batch while extracting (the memory of one read)."""
 
@@ -164,6 +171,8 @@ class ArangoConfig:
                 f"set arango.username and the password in ${self.password_env} or "
                 "arango.password_file"
             )
+        if self.auth not in ARANGO_AUTH:
+            raise ConfigError(f"arango.auth={self.auth!r}: must be one of {', '.join(ARANGO_AUTH)}")
         _at_least(self, "arango", fetch_rows=1)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from graphrec.benchmark.io import timed_edge_read
 from graphrec.benchmark.results import machine, save, versions
 from graphrec.config import load_config
 from graphrec.connectors.neo4j import connect
@@ -67,16 +68,7 @@ def job_config(graph: str, root: str, uri: str, env: str, parallelism: int):
 def graphrec_extract(cfg) -> dict:
     from graphrec.loaders.neo4j import Neo4jSource
 
-    source = Neo4jSource(cfg.extract)
-    try:
-        t0 = time.perf_counter()
-        parts = source.partitions("edge", "rates")
-        with ThreadPoolExecutor(len(parts)) as pool:
-            rows = sum(pool.map(lambda p: sum(b.num_rows for b in source.read(p)), parts))
-        s = time.perf_counter() - t0
-    finally:
-        source.close()
-    return {"edges": rows, "seconds": s, "edges_per_s": rows / s}
+    return timed_edge_read(Neo4jSource(cfg.extract), "rates")
 
 
 def seed_extract(ncfg, dst_key: str) -> dict:

@@ -2,16 +2,23 @@
 the HTTP endpoints graphrec's ArangoDB code calls, answered as ArangoDB 3.12 documents
 them, driven in the tests by the real ``python-arango`` client. It is not ArangoDB: it
 evaluates only graphrec's own parameterised AQL templates (the same functions the client
-builds its queries with) and answers any other query with a parse error (1501), so a
-query graphrec changes without changing this stand-in fails the tests.
+builds its queries with, plus the tutorial's one-cursor query that the I/O benchmark
+compares against, ``graphrec.benchmark.arango_io.TUTORIAL``) and answers any other query
+with a parse error (1501), so a query graphrec changes without changing this stand-in
+fails the tests. ``python -m tests.arango.standin`` serves it on a port.
 
 Pages followed (https://docs.arango.ai/arangodb/stable/...):
 - ``develop/http-api/queries/aql-queries/``: create a cursor (201; ``batchSize``,
   ``hasMore``, ``id``, ``stream``), read the next batch (``POST /_api/cursor/{id}``, 200),
   delete a cursor (202; 404 with 1600 when unknown);
 - ``develop/http-api/collections/``: list collections, document count, revision;
+- ``develop/http-api/documents/``: create one document (202), the I/O benchmark's
+  one-document-per-request write;
 - ``develop/http-api/administration/#get-the-server-version``;
-- ``develop/http-api/authentication/``: 401 with errorNum 11 on bad credentials;
+- ``develop/http-api/authentication/``: 401 with errorNum 11 on bad credentials; basic
+  auth, and JWT: ``POST /_open/auth`` (no database prefix) answers ``{"jwt": ...}``, an
+  HS256 token with ``iss: arangodb``, ``iat``, ``exp`` and ``preferred_username``, then
+  sent as ``Authorization: bearer <jwt>``; an expired or foreign token is 401/11;
 - ``develop/error-codes/``: the ``{error, code, errorNum, errorMessage}`` body; 1203
   collection not found, 1228 database not found, 1501 query parse error, 1600 cursor not found.
 
@@ -24,13 +31,14 @@ bytewise here, as the primary index does).
 from __future__ import annotations
 
 import base64
-import copy
 import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from graphrec.benchmark.arango_io import TUTORIAL
 from graphrec.inspect_arango import SAMPLE
 from graphrec.loaders.arango import BOUNDS, edge_query, node_query
 from graphrec.sinks.arango import INSERT, LOOKUP, REMOVE
@@ -41,7 +49,7 @@ MAX_ATTRS = 64
 def _templates() -> dict[str, tuple]:
     out: dict[str, tuple] = {BOUNDS: ("bounds", 0, False, False)}
     for name, query in (("lookup", LOOKUP), ("remove", REMOVE), ("insert", INSERT),
-                        ("sample", SAMPLE)):  # fmt: skip
+                        ("sample", SAMPLE), ("all", TUTORIAL)):  # fmt: skip
         out[query] = (name, 0, False, False)
     for n, lower, upper in itertools.product(range(MAX_ATTRS + 1), (False, True), (False, True)):
         out[node_query(n, lower, upper)] = ("node", n, lower, upper)
@@ -52,11 +60,18 @@ def _templates() -> dict[str, tuple]:
 class ArangoStandIn:
     """One database of document and edge collections behind a local HTTP port."""
 
-    def __init__(self, database: str = "graphrec", username: str = "root", password: str = "pw"):
+    def __init__(
+        self, database: str = "graphrec", username: str = "root", password: str = "pw",
+        port: int = 0,
+    ) -> None:  # fmt: skip
         self.database, self.username, self.password = database, username, password
         self.collections: dict[str, dict] = {}
         self.cursors: dict[str, list] = {}
         self.transactions: dict[str, dict] = {}
+        self.jwt_secret = "stand-in-jwt-secret-of-32-bytes-or-more"
+        """The server's JWT signing secret (``--server.jwt-secret`` on a real server)."""
+        self.jwt_lifetime = 3600.0
+        """Seconds a token from ``/_open/auth`` is valid."""
         self.fail_inserts_after: int | None = None
         """Fault injection: INSERT queries after this many succeed fail (HTTP 500)."""
         self.inserts = 0
@@ -64,7 +79,7 @@ class ArangoStandIn:
         self.templates = _templates()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -147,6 +162,8 @@ class ArangoStandIn:
         docs = self._sorted(name)
         if kind == "sample":
             return [dict(d) for d in docs[: int(binds["n"])]]
+        if kind == "all":
+            return [dict(d) for d in docs]
         if kind == "bounds":
             return [docs[o]["_key"] if 0 <= o < len(docs) else None for o in binds["offsets"]]
         lo, hi = binds.get("lo"), binds.get("hi")
@@ -175,6 +192,7 @@ class ArangoStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once, as a server's do
 
             def log_message(self, *args) -> None:
                 pass
@@ -201,10 +219,41 @@ class ArangoStandIn:
 
         return Handler
 
+    def token(self, username: str | None = None, lifetime: float | None = None) -> str:
+        """A JWT this server accepts (what ``/_open/auth`` answers, or what an operator
+        issues for a user with the server's secret)."""
+        import jwt
+
+        now = time.time()
+        life = self.jwt_lifetime if lifetime is None else lifetime
+        claims = {"iss": "arangodb", "iat": int(now), "exp": int(now + life),
+                  "preferred_username": username or self.username}  # fmt: skip
+        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+
+    def _authorised(self, auth: str) -> bool:
+        import jwt
+
+        if auth.startswith("Basic "):
+            want = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            return auth == f"Basic {want}"
+        if auth.lower().startswith("bearer "):
+            try:
+                claims = jwt.decode(
+                    auth[7:], self.jwt_secret, algorithms=["HS256"], issuer="arangodb",
+                    options={"require": ["exp", "iat"]},
+                )  # fmt: skip
+            except jwt.PyJWTError:
+                return False
+            return claims.get("preferred_username") == self.username
+        return False
+
     def route(self, method: str, path: str, body, headers, query=None) -> tuple[int, dict]:
-        auth = headers.get("authorization", "")
-        want = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        if auth != f"Basic {want}":
+        if path == "/_open/auth" and method == "POST":
+            body = body or {}
+            if (body.get("username"), body.get("password")) != (self.username, self.password):
+                raise _Fault(401, 401, "Wrong credentials")
+            return 200, {"jwt": self.token()}
+        if not self._authorised(headers.get("authorization", "")):
             raise _Fault(401, 11, "not authorized to execute this request")
         parts = path.split("/")
         if len(parts) < 4 or parts[1] != "_db":
@@ -223,7 +272,10 @@ class ArangoStandIn:
             if missing:
                 raise _Fault(404, 1203, f"collection or view not found: {missing[0]}")
             tid = str(next(self._ids))
-            staged = {c: copy.deepcopy(self.collections[c]) for c in write}
+            # a copy of each written collection's key -> document map (queries add and
+            # remove documents, never change one in place), committed by swapping it in
+            staged = {c: {**self.collections[c], "docs": dict(self.collections[c]["docs"])}
+                      for c in write}  # fmt: skip
             self.transactions[tid] = {"status": "running", "staged": staged}
             return 201, {"error": False, "code": 201, "result": {"id": tid, "status": "running"}}
         if api.startswith("/_api/transaction/"):
@@ -266,6 +318,17 @@ class ArangoStandIn:
                 "name": body["name"],
                 "type": body.get("type", 2),
             }
+        if api.startswith("/_api/document/") and api.count("/") == 3 and method == "POST":
+            name = api.split("/")[3]  # one document (develop/http-api/documents/)
+            if name not in self.collections:
+                raise _Fault(404, 1203, f"collection or view not found: {name}")
+            key = str(body.get("_key") or next(self._ids))
+            docs = self.collections[name]["docs"]
+            if key in docs:
+                raise _Fault(409, 1210, "unique constraint violated")
+            docs[key] = {**body, "_key": key, "_id": f"{name}/{key}"}
+            self.collections[name]["rev"] += 1
+            return 202, {"_id": f"{name}/{key}", "_key": key, "_rev": "1"}
         if api == "/_api/import" and method == "POST":
             name = query.get("collection")
             if name not in self.collections:
@@ -390,3 +453,30 @@ class _Fault(Exception):
             "errorNum": self.num,
             "errorMessage": self.message,
         }
+
+
+def main() -> None:
+    """Serve the stand-in on a port until interrupted, for trying the README's ArangoDB
+    commands or the I/O benchmark by hand: ``ARANGO_PASSWORD=... python -m
+    tests.arango.standin --port 8529 --database _system``. It is not ArangoDB."""
+    import argparse
+    import os
+
+    p = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    p.add_argument("--port", type=int, default=8529)
+    p.add_argument("--database", default="_system")
+    p.add_argument("--username", default="root")
+    a = p.parse_args()
+    password = os.environ.get("ARANGO_PASSWORD")
+    if not password:
+        raise SystemExit("tests.arango.standin: set ARANGO_PASSWORD first")
+    with ArangoStandIn(a.database, a.username, password, a.port) as s:
+        print(f"ArangoDB STAND-IN (not ArangoDB) at {s.url}, database {a.database}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

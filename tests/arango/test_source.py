@@ -5,6 +5,7 @@ source, several partitions and cursor batches, and every fault in one line."""
 from __future__ import annotations
 
 import csv
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -81,6 +82,70 @@ def test_a_wrong_password_is_one_line(standin, tiny_root, tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="user 'root' was refused") as info:
         source.partitions("node", "movie")
     assert "not-it" not in str(info.value)
+
+
+def test_jwt_auth_exchanges_the_password_and_renews_an_expired_token(standin, tiny_root, tmp_path):
+    standin.jwt_lifetime = 1
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url, auth="jwt"))
+    source.partitions("node", "movie")
+    time.sleep(2.1)  # the token has expired on the server; the next request must renew it
+    got = extract(source, progress=False)
+    assert got.edges["rates"].num_rows == sum(1 for _ in open(tiny_root / "ratings.csv")) - 1
+    assert [p for m, p in standin.requests if p == "/_open/auth"].count("/_open/auth") >= 2
+    assert not any(p == "/_open/auth" for m, p in standin.requests[-3:])  # renewed, then read
+
+
+def test_jwt_auth_with_a_wrong_password_is_one_line(standin, tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARANGO_PASSWORD", "not-it")
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url, auth="jwt"))
+    with pytest.raises(ConfigError, match="user 'root' was refused") as info:
+        source.partitions("node", "movie")
+    assert "not-it" not in str(info.value)
+
+
+def test_a_user_token_is_sent_as_a_bearer_token(standin, tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARANGO_TOKEN", standin.token())
+    cfg = arango_extract_cfg(
+        tiny_root, tmp_path, standin.url, auth="token", password_env="ARANGO_TOKEN"
+    )
+    assert make_source(cfg).partitions("node", "movie")
+    assert not any(p == "/_open/auth" for m, p in standin.requests)
+
+
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        ("expired", "has expired"),
+        ("foreign", "was refused"),
+        ("not-a-jwt", "is not a JWT the client accepts"),
+    ],
+)
+def test_a_bad_user_token_is_one_line_without_the_token(
+    standin, tiny_root, tmp_path, monkeypatch, token, message
+):
+    import jwt
+
+    value = {
+        "expired": standin.token(lifetime=-10),
+        "foreign": jwt.encode(
+            {"iss": "arangodb", "iat": int(time.time()), "exp": int(time.time()) + 60},
+            "another-servers-secret-also-32-bytes-long",
+            algorithm="HS256",
+        ),
+        "not-a-jwt": "s3cr3t-but-not-a-token",
+    }[token]
+    monkeypatch.setenv("ARANGO_TOKEN", value)
+    cfg = arango_extract_cfg(
+        tiny_root, tmp_path, standin.url, auth="token", password_env="ARANGO_TOKEN"
+    )
+    with pytest.raises(ConfigError, match=message) as info:
+        make_source(cfg).partitions("node", "movie")
+    assert value not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_unknown_auth_method_is_a_config_error(tiny_root, tmp_path):
+    with pytest.raises(ConfigError, match="arango.auth='kerberos': must be one of basic, jwt"):
+        arango_extract_cfg(tiny_root, tmp_path, "http://127.0.0.1:1", auth="kerberos")
 
 
 def test_an_unreachable_host_is_one_line(tiny_root, tmp_path, monkeypatch):
