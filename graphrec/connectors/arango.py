@@ -20,6 +20,10 @@ from graphrec.connectors.neo4j import password as _password
 from graphrec.errors import ConfigError, GraphRecError
 from graphrec.redact import redact_uri
 
+LOOKUP = "FOR d IN @@c FILTER d.@k IN @ids RETURN [d.@k, d._id]"
+"""The documents of some key attribute values: the sink resolves ids to ``_id`` with it,
+the source names the documents of a duplicated id."""
+
 
 class ArangoError(GraphRecError):
     """The server refused something (credentials, a missing collection): one line."""

@@ -25,10 +25,12 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from graphrec.config import EdgeSpec, ExtractConfig, NodeSpec
-from graphrec.connectors.arango import ArangoError, connect, server, translate
+from graphrec.connectors.arango import LOOKUP, ArangoError, connect, server, translate
 from graphrec.errors import DataError
-from graphrec.loaders.base import GraphSource, Kind, Partition, to_arrow
+from graphrec.loaders.base import GraphSource, Kind, Partition, RowNames, to_arrow
 
+KEY_COLUMN = "document _key"
+"""The document keys of a batch, beside the declared columns (a name no identifier has)."""
 BOUNDS = "FOR off IN @offsets RETURN FIRST(FOR d IN @@c SORT d._key LIMIT off, 1 RETURN d._key)"
 """Partition boundaries: the keys at the given offsets of the primary index's order."""
 
@@ -166,7 +168,22 @@ class ArangoSource(GraphSource):
                 row = list(values[j]).index(None)
                 self._missing_key(part, spec, columns[j], j, keys[row], cols, row)
         arrays = [to_arrow(list(v)) for v in values]
-        return pa.RecordBatch.from_arrays(arrays, names=columns)
+        arrays.append(pa.array(keys, pa.string()))  # names a document in messages
+        return pa.RecordBatch.from_arrays(arrays, names=[*columns, KEY_COLUMN])
+
+    def _row_names(self, part: Partition, batch: pa.RecordBatch, row0: int) -> RowNames:
+        coll = self.collection(part.kind, part.name)
+        return RowNames(row0, batch.column(KEY_COLUMN), coll)
+
+    def holders(self, ntype: str, node_id) -> str:
+        """The documents holding a duplicated key attribute value (a few of them)."""
+        coll, attr = self.collection("node", ntype), self.cfg.nodes[ntype].id
+        with translate(self.acfg, f"reading {coll}"):
+            found = self.db.aql.execute(
+                LOOKUP, bind_vars={"@c": coll, "k": attr, "ids": [node_id]}, batch_size=8
+            )
+            ids = [row[1] for _, row in zip(range(8), found, strict=False)]
+        return f" (documents {', '.join(ids)} hold {attr} {node_id!r})" if ids else ""
 
     def _missing_key(self, part, spec, column, j, key, cols, row) -> None:
         coll = self.collection(part.kind, part.name)

@@ -112,14 +112,15 @@ class GraphSource(ABC):
                     f"(declared in extract.{part.kind}s.{part.name}; have: {have})"
                 )
             arrays = []
+            rows = self._row_names(part, batch, row)
             for i, (src_col, field) in enumerate(zip(columns, targets, strict=True)):
                 arr = batch.column(src_col)
                 if i < n_keys:
-                    arr = _cast_key(arr, field.type, part.location, src_col, row, fixes[i])
-                    _check_key_present(arr, part.location, src_col, row)
+                    arr = _cast_key(arr, field.type, part.location, src_col, rows, fixes[i])
+                    _check_key_present(arr, part.location, src_col, rows)
                 else:
-                    arr = _cast(arr, field.type, part.location, src_col, row)
-                    _check_not_infinite(arr, part.location, src_col, row)
+                    arr = _cast(arr, field.type, part.location, src_col, rows)
+                    _check_not_infinite(arr, part.location, src_col, rows)
                 arrays.append(arr)
             yield pa.RecordBatch.from_arrays(arrays, names=targets.names)
             row += batch.num_rows
@@ -133,6 +134,15 @@ class GraphSource(ABC):
     def fingerprint(self) -> str | None:
         """A string that changes when the source data changes (None: never cache)."""
         return None
+
+    def _row_names(self, part: Partition, batch: pa.RecordBatch, row0: int) -> Rows:
+        """How messages name a row of ``batch`` (hook: a database names its document)."""
+        return row0
+
+    def holders(self, ntype: str, node_id) -> str:
+        """Where a node id occurs, for the message about a duplicate (hook: a database
+        names the documents; empty when the source cannot say)."""
+        return ""
 
     def close(self) -> None:
         """Release connections (files hold none)."""
@@ -198,7 +208,7 @@ class GraphSource(ABC):
         """Yield record batches holding (at least) ``columns``, in any Arrow types."""
 
 
-def _cast(arr: pa.Array, target: pa.DataType, location: str, column: str, row0: int) -> pa.Array:
+def _cast(arr: pa.Array, target: pa.DataType, location: str, column: str, row0: Rows) -> pa.Array:
     """Cast a property column to its declared type; a value that does not fit is named."""
     if arr.type == target:
         return arr
@@ -207,7 +217,7 @@ def _cast(arr: pa.Array, target: pa.DataType, location: str, column: str, row0: 
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         bad = _first_bad(arr, target)
         value = arr[bad].as_py() if bad is not None else "?"
-        where = f"row {row0 + bad + 1}" if bad is not None else f"rows {row0 + 1}.."
+        where = _row(row0, bad) if bad is not None else "a row of this batch"
         raise DataError(
             f"{location}, column {column!r}, {where}: {value!r} is not "
             f"{'a number' if target != pa.string() else 'text'} ({_type_name(target)})"
@@ -215,7 +225,7 @@ def _cast(arr: pa.Array, target: pa.DataType, location: str, column: str, row0: 
 
 
 def _cast_key(
-    arr: pa.Array, target: pa.DataType, location: str, column: str, row0: int, fix: str
+    arr: pa.Array, target: pa.DataType, location: str, column: str, row0: Rows, fix: str
 ) -> pa.Array:
     """Cast a key column to its key type (int64 or string), never silently changing an id:
     a float column is refused whatever the declaration (1.0 would become 1 or '1'), and an
@@ -226,7 +236,7 @@ def _cast_key(
         valid = pc.index(pc.is_valid(arr), True).as_py()
         bad = max(valid, 0)
         raise DataError(
-            f"{location}, column {column!r}, row {row0 + bad + 1}: {arr[bad].as_py()!r} is a "
+            f"{location}, column {column!r}, {_row(row0, bad)}: {arr[bad].as_py()!r} is a "
             f"floating-point id (column type {arr.type}); write ids as integers, or as text "
             f"declared {fix}"
         )
@@ -259,7 +269,7 @@ def _cast_key(
         )
         hint = f" (declare it as text: {fix})" if target == pa.int64() else ""
         raise DataError(
-            f"{location}, column {column!r}, row {row0 + bad + 1}: {value!r} {what}{hint}"
+            f"{location}, column {column!r}, {_row(row0, bad)}: {value!r} {what}{hint}"
         ) from None
 
 
@@ -286,17 +296,17 @@ def _first_bad(arr: pa.Array, target: pa.DataType) -> int | None:
     return lo
 
 
-def _check_key_present(arr: pa.Array, location: str, column: str, row0: int) -> None:
+def _check_key_present(arr: pa.Array, location: str, column: str, row0: Rows) -> None:
     """A key is never null, and a text key never empty."""
     _check_not_null(arr, location, column, row0)
     if pa.types.is_string(arr.type):
         empty = pc.equal(pc.utf8_length(arr), 0)
         if pc.any(empty).as_py():
             bad = pc.index(empty, True).as_py()
-            raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: key is empty")
+            raise DataError(f"{location}, column {column!r}, {_row(row0, bad)}: key is empty")
 
 
-def _check_not_infinite(arr: pa.Array, location: str, column: str, row0: int) -> None:
+def _check_not_infinite(arr: pa.Array, location: str, column: str, row0: Rows) -> None:
     """A float property is a finite number or null (missing); NaN and +-inf are errors."""
     if not pa.types.is_floating(arr.type):
         return
@@ -304,15 +314,15 @@ def _check_not_infinite(arr: pa.Array, location: str, column: str, row0: int) ->
     if pc.any(bad_mask).as_py():
         bad = pc.index(bad_mask, True).as_py()
         raise DataError(
-            f"{location}, column {column!r}, row {row0 + bad + 1}: "
+            f"{location}, column {column!r}, {_row(row0, bad)}: "
             f"{arr[bad].as_py()} is not a finite number"
         )
 
 
-def _check_not_null(arr: pa.Array, location: str, column: str, row0: int) -> None:
+def _check_not_null(arr: pa.Array, location: str, column: str, row0: Rows) -> None:
     if arr.null_count:
         bad = pc.index(pc.is_null(arr), True).as_py()
-        raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: key is empty")
+        raise DataError(f"{location}, column {column!r}, {_row(row0, bad)}: key is empty")
 
 
 def first_line(exc: BaseException) -> str:
@@ -321,11 +331,30 @@ def first_line(exc: BaseException) -> str:
     return "".join(ch for ch in lines[0] if ch.isprintable()).strip()
 
 
+class RowNames:
+    """How messages name the rows of one batch when the source has a name for each: its
+    document key (``document Movie/105, row 7``) beside the row number in the partition."""
+
+    def __init__(self, row0: int, keys: pa.Array, collection: str) -> None:
+        self.row0, self.keys, self.collection = row0, keys, collection
+
+    def __call__(self, i: int) -> str:
+        return f"document {self.collection}/{self.keys[i].as_py()} (row {self.row0 + i + 1})"
+
+
+Rows = int | RowNames
+"""A batch's first row number in its partition, or a :class:`RowNames`."""
+
+
+def _row(rows: Rows, i: int) -> str:
+    return rows(i) if isinstance(rows, RowNames) else f"row {rows + i + 1}"
+
+
 def _type_name(t: pa.DataType) -> str:
     return {pa.float64(): "float", pa.int64(): "int", pa.string(): "string"}.get(t, str(t))
 
 
-def check_finite(batch: pa.RecordBatch, column: str, location: str, row0: int = 0) -> None:
+def check_finite(batch: pa.RecordBatch, column: str, location: str, row0: Rows = 0) -> None:
     """Reject null or NaN in a numeric column (a label must be a real number)."""
     col = batch.column(column)
     mask = pc.is_null(col, nan_is_null=True)
@@ -333,7 +362,7 @@ def check_finite(batch: pa.RecordBatch, column: str, location: str, row0: int = 
         bad = pc.index(mask, True).as_py()
         value = col[bad].as_py()
         what = "missing (empty or NaN)" if value is None else f"{value!r} is not a number"
-        raise DataError(f"{location}, column {column!r}, row {row0 + bad + 1}: {what}")
+        raise DataError(f"{location}, column {column!r}, {_row(row0, bad)}: {what}")
 
 
 def to_arrow(values: list) -> pa.Array:

@@ -65,7 +65,7 @@ def extract(
         table, spans = _read_all(source, parts, None, bar)
         if table.num_rows == 0:
             raise DataError(f"{parts[0].location}: no rows for node type {name!r}")
-        _check_unique(table.column("id"), spans, name)
+        _check_unique(table.column("id"), spans, name, source)
         out.nodes[name] = table
         node_ids[name] = table.column("id").combine_chunks()
 
@@ -189,15 +189,19 @@ def _endpoint_check(col: str, ntype: str, ids: pa.Array, spec) -> Check:
     return check
 
 
-def _check_unique(ids: pa.ChunkedArray, spans: list[tuple[str, int]], ntype: str) -> None:
+def _check_unique(
+    ids: pa.ChunkedArray, spans: list[tuple[str, int]], ntype: str, source: GraphSource
+) -> None:
     if pc.count_distinct(ids).as_py() == len(ids):
         return
     values = ids.to_numpy(zero_copy_only=False)
     _, first = np.unique(values, return_index=True)
-    dup = np.setdiff1d(np.arange(len(values)), first)[0]
+    dup = int(np.setdiff1d(np.arange(len(values)), first)[0])
+    value = values[dup].item()
     for location, n in spans:
         if dup < n:
             raise DataError(
-                f"{location}, row {dup + 1}: duplicate {ntype} id {values[dup].item()!r}"
+                f"{location}, row {dup + 1}: duplicate {ntype} id {value!r}"
+                f"{source.holders(ntype, value)}"
             )
         dup -= n

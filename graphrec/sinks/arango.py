@@ -25,12 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphrec.config import ArangoConfig
-from graphrec.connectors.arango import connect, server, translate
+from graphrec.connectors.arango import LOOKUP, connect, server, translate
 from graphrec.errors import ConfigError, DataError, GraphRecError, Interrupted, RunError
 from graphrec.sinks.base import RecommendationSink, check_batch_size, user_batches
 
-LOOKUP = "FOR d IN @@c FILTER d.@k IN @ids RETURN [d.@k, d._id]"
-"""The documents of some key attribute values (to resolve ids to ``_id``)."""
 REMOVE = "FOR e IN @@c FILTER e._from IN @froms AND e.model == @model REMOVE e IN @@c"
 """A batch's users' previous recommendations of this model."""
 INSERT = (

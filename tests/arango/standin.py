@@ -39,9 +39,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from graphrec.benchmark.arango_io import TUTORIAL
+from graphrec.connectors.arango import LOOKUP
 from graphrec.inspect_arango import SAMPLE
 from graphrec.loaders.arango import BOUNDS, edge_query, node_query
-from graphrec.sinks.arango import INSERT, LOOKUP, REMOVE
+from graphrec.sinks.arango import INSERT, REMOVE
 
 MAX_ATTRS = 64
 

@@ -171,6 +171,27 @@ def test_a_document_without_its_key_attribute_is_named(standin, tiny_root, tmp_p
         extract(source, progress=False)
 
 
+def test_an_attribute_of_the_wrong_type_names_the_document(standin, tiny_root, tmp_path):
+    standin.collections["Rates"]["docs"]["3"]["rating"] = "five"
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(
+        DataError,
+        match=r"arango collection 'Rates' \(keys .*\), column 'rating', document Rates/3 "
+        r"\(row \d+\): 'five' is not a number \(float\)",
+    ):
+        extract(source, progress=False)
+
+
+def test_a_duplicate_key_attribute_names_both_documents(standin, tiny_root, tmp_path):
+    standin.add("Movie", [{"_key": "again", "movieId": 105, "title": "x", "genres": "y"}])
+    source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))
+    with pytest.raises(
+        DataError,
+        match=r"duplicate movie id 105 \(documents Movie/105, Movie/again hold movieId 105\)",
+    ):
+        extract(source, progress=False)
+
+
 def test_an_edge_to_a_missing_document_is_named(standin, tiny_root, tmp_path):
     standin.add("Rates", [{"_key": "bad", "_from": "User/1", "_to": "Movie/999"}], edge=True)
     source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url))

@@ -138,3 +138,14 @@ def test_bad_value_past_the_first_csv_block_names_its_row(tiny_cfg, tiny_root):
     (tiny_root / "ratings.csv").write_text(text)
     with pytest.raises(DataError, match=r"column 'userId', row 55000: '1.0' is not an integer id"):
         read(tiny_cfg)
+
+
+def test_a_duplicate_in_a_later_partition_names_its_own_value_and_row():
+    import pyarrow as pa
+
+    from graphrec.loaders.extract import _check_unique
+    from graphrec.loaders.files import FileSource
+
+    ids = pa.chunked_array([[1, 2, 3], [4, 5, 2]])
+    with pytest.raises(DataError, match=r"^b\.csv, row 3: duplicate movie id 2$"):
+        _check_unique(ids, [("a.csv", 3), ("b.csv", 3)], "movie", FileSource.__new__(FileSource))
