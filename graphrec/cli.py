@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("overrides", nargs="*", metavar="key.path=value")
 
     insp = sub.add_parser(
-        "inspect", help="list what a Neo4j or ArangoDB database holds (counts, properties)"
+        "inspect",
+        help="list what a Neo4j or ArangoDB database holds (counts, properties) and, with "
+        "--config, the feature encoder kind: auto would choose for each node property",
     )
     insp.add_argument(
-        "--config", type=Path, default=None, help="take extract.neo4j or extract.arango from here"
+        "--config", type=Path, default=None, help="the source (files, Neo4j, ArangoDB) to read"
     )
     insp.add_argument("--uri", default=None, help="or connect here (password: $NEO4J_PASSWORD)")
     insp.add_argument("--json", action="store_true")
@@ -354,18 +356,29 @@ def _inspect(args: argparse.Namespace) -> int:
     from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
 
     job = load_config(args.config, args.overrides) if args.config else None
+    out: dict = {}
+    text: list[str] = []
     if job is not None and job.extract.source == "arango":
         from graphrec.inspect_arango import format_inspection as fmt
         from graphrec.inspect_arango import inspect_arango
 
-        info = inspect_arango(job.extract.arango)
-        print(json.dumps(info, indent=1, default=str) if args.json else fmt(info))
-        return 0
-    ncfg = job.extract.neo4j if job is not None else Neo4jConfig()
-    if args.uri:
-        ncfg = dataclasses.replace(ncfg, uri=args.uri)  # checked like a configured one
-    info = inspect_neo4j(ncfg)
-    print(json.dumps(info, indent=1, default=str) if args.json else format_inspection(info))
+        out["arango"] = inspect_arango(job.extract.arango)
+        text.append(fmt(out["arango"]))
+    elif job is None or job.extract.source == "neo4j" or args.uri:
+        ncfg = job.extract.neo4j if job is not None else Neo4jConfig()
+        if args.uri:
+            ncfg = dataclasses.replace(ncfg, uri=args.uri)  # checked like a configured one
+        out["neo4j"] = inspect_neo4j(ncfg)
+        text.append(format_inspection(out["neo4j"]))
+    if job is not None:
+        from graphrec.inspect_features import feature_choices, format_choices
+
+        out["features"] = feature_choices(job.extract, job.build.features)
+        text.append(format_choices(out["features"]))
+    if args.json:  # one section as it is; several side by side
+        print(json.dumps(next(iter(out.values())) if len(out) == 1 else out, indent=1, default=str))
+    else:
+        print("\n".join(text))
     return 0
 
 

@@ -233,23 +233,40 @@ def _identifier(name: str, where: str) -> None:
 # --------------------------------------------------------------------------- build
 @dataclass
 class FeatureSpec:
-    """How one node property becomes input features."""
+    """How one node property becomes input features (``graphrec.graph.encoders``)."""
 
     property: str
     """The node property to encode."""
-    kind: Literal["text", "multi_hot", "numeric"]
-    """text: sentence embedding; multi_hot: separated categories; numeric: standardised."""
-    separator: str = "|"
-    """multi_hot: separator between categories."""
+    kind: Literal[
+        "auto", "numeric", "bucket", "category", "multi_hot", "text", "datetime", "bool"
+    ] = "auto"
+    """auto: chosen from the column's type and values; numeric: scaled numbers (+ a missing
+    indicator); bucket: one-hot quantile buckets; category: one-hot of the most frequent
+    values + OTHER; multi_hot: separator-joined categories; text: sentence embedding;
+    datetime: year + cyclical month and weekday; bool: 1/0."""
+    separator: str | None = None
+    """multi_hot: separator between categories (None: ``kind: auto`` detects it among
+    ``| ; ,``; ``kind: multi_hot`` uses ``|``)."""
+    scaler: Literal["standard", "minmax", "rankgauss"] = "standard"
+    """numeric: z-score, min-max to [0, 1], or rank-gauss (empirical CDF to a normal)."""
+    buckets: int = 10
+    """bucket: number of quantile buckets."""
+    max_categories: int = 100
+    """category / multi_hot: the most frequent values kept; the rest share OTHER."""
+    auto_text_words: int = 3
+    """auto: text whose values have more words than this (median) is ``text``, fewer is
+    ``category`` (Neptune ML's rule)."""
     model: str = "all-MiniLM-L6-v2"
     """text: sentence-transformers model; the packaged MiniLM by default, or any path."""
     batch_size: int = 256
     """text: sentences per encoder batch."""
 
     def __post_init__(self) -> None:
-        _at_least(self, "build.features", batch_size=1)
-        if self.kind == "multi_hot" and not self.separator:
-            raise ConfigError("build.features: multi_hot needs a non-empty separator")
+        _at_least(
+            self, "build.features", batch_size=1, buckets=2, max_categories=1, auto_text_words=0
+        )
+        if self.separator is not None and not self.separator:
+            raise ConfigError("build.features: a separator must not be empty")
 
 
 @dataclass
@@ -300,8 +317,13 @@ class BuildConfig:
     timestamp: str | None = "timestamp"
     """Edge property holding the time (needed by the temporal split): integer epoch
     seconds, or ISO 8601 text (``2022-05-24 22:53:30+01``; without an offset: UTC)."""
-    features: dict[str, list[FeatureSpec]] = field(default_factory=dict)
-    """Input features per node type; every node type also gets a learnable embedding."""
+    features: dict[str, list[FeatureSpec] | Literal["auto"]] | Literal["auto"] = field(
+        default_factory=dict
+    )
+    """Input features per node type (every node type also gets a learnable embedding): a
+    list of properties and how to encode each (``kind: auto`` by default), ``auto`` for a
+    node type (each of its declared properties, encoded as auto chooses), or ``auto`` for
+    the whole graph (every node type's properties)."""
     fastrp: FastRPConfig | None = None
     """FastRP structural embeddings (None: off), from training edges only."""
     duplicate_edges: Literal["error", "latest"] = "error"
@@ -763,6 +785,7 @@ class JobConfig:
             raise ConfigError("train.objective=rating needs build.label (the rating property)")
         if self.build.split.kind == "temporal" and self.build.timestamp is None:
             raise ConfigError("build.split.kind=temporal needs build.timestamp")
+        self.build.features = expand_features(self.build.features, self.extract)
         for ntype, specs in self.build.features.items():
             node = self.extract.nodes.get(ntype)
             if node is None:
@@ -773,6 +796,21 @@ class JobConfig:
                         f"build.features.{ntype}: property {spec.property!r} is not read: "
                         f"add it to extract.nodes.{ntype}.properties"
                     )
+
+
+def expand_features(features, extract: ExtractConfig) -> dict[str, list[FeatureSpec]]:
+    """``auto`` (the graph or one node type) as one ``kind: auto`` spec per property."""
+    if features == "auto":
+        features = {t: "auto" for t, node in extract.nodes.items() if node.properties}
+    out: dict[str, list[FeatureSpec]] = {}
+    for ntype, specs in features.items():
+        if specs == "auto":
+            node = extract.nodes.get(ntype)
+            if node is None:
+                raise ConfigError(f"build.features.{ntype}: no such node type in extract.nodes")
+            specs = [FeatureSpec(p) for p in node.properties if p != node.id]
+        out[ntype] = specs
+    return out
 
 
 # --------------------------------------------------------------------------- parsing

@@ -192,8 +192,10 @@ def _checkpoint_hint(cfg: JobConfig) -> str | None:
 def save_checkpoint(
     run_dir: Path, model: RecommenderModel, graph: Graph, cfg: JobConfig, result
 ) -> None:
-    """``checkpoint.pt`` (weights, config, epoch) and ``id_map/<type>.parquet`` (original ids)."""
+    """``checkpoint.pt`` (weights, config, epoch), ``id_map/<type>.parquet`` (original ids)
+    and ``encoders.json`` (the fitted feature encoders, to encode a later graph alike)."""
     graph.write_id_maps(run_dir)
+    (run_dir / "encoders.json").write_text(json.dumps(graph.encoders, indent=1))
     torch.save(
         {
             "model": {k: v.cpu() for k, v in model.state_dict().items()},

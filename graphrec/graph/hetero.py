@@ -3,8 +3,9 @@
 * Ids: every node type gets contiguous ids ``0..N-1`` in the order of its node table; the
   original ids are kept (``Graph.node_ids``) to write results back.
 * Features: per node type, the configured properties encoded and concatenated
-  (:mod:`graphrec.graph.features`); every node type also gets a learnable embedding in the
-  model, so featureless types (MovieLens users) need no identity matrix.
+  (:mod:`graphrec.graph.encoders`, fitted once; their states are kept with the graph);
+  every node type also gets a learnable embedding in the model, so featureless types
+  (MovieLens users) need no identity matrix.
 * Message passing: :func:`message_graph` builds the ``HeteroData`` from a chosen subset of
   target edges (the training edges), with ``rev_<type>`` reverse edges.
 """
@@ -12,7 +13,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,8 @@ from torch_geometric.data import HeteroData
 
 from graphrec.config import JobConfig
 from graphrec.errors import DataError
-from graphrec.graph.features import encode_feature
+from graphrec.graph import encoders
+from graphrec.graph.features import encode_text
 from graphrec.loaders.extract import GraphTables
 
 EdgeType = tuple[str, str, str]
@@ -46,6 +49,9 @@ class Graph:
     time: torch.Tensor | None = None
     """Int64 time per target edge."""
     stats: dict = field(default_factory=dict)
+    encoders: dict[str, list[dict]] = field(default_factory=dict)
+    """Node type -> the fitted state of each feature encoder, in column order (the run
+    folder's ``encoders.json``): a graph read later is encoded the same way."""
 
     @property
     def num_nodes(self) -> dict[str, int]:
@@ -125,28 +131,66 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     _check_no_duplicate_edges(edge_index[target], node_ids, target)
 
     t_feat = time.perf_counter()
-    x: dict[str, torch.Tensor] = {}
-    for ntype, specs in bcfg.features.items():
-        parts = [
-            encode_feature(
-                tables.nodes[ntype].column(s.property),
-                s,
-                bcfg.cache_dir,
-                stats,
-                f"build.features.{ntype}.{s.property}",
-                progress,
-            )
-            for s in specs
-        ]
-        if parts:
-            x[ntype] = torch.cat(parts, dim=1).float()
+    x, states = encode_nodes(tables, bcfg, stats, progress)
     stats["feature_seconds"] = time.perf_counter() - t_feat
     stats["feature_dims"] = {t: v.shape[1] for t, v in x.items()}
     stats["seconds"] = time.perf_counter() - t0
     stats["rows_per_s"] = (
         sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
     ) / stats["seconds"]
-    return Graph(node_ids, x, edge_index, target, label, when, stats)
+    return Graph(node_ids, x, edge_index, target, label, when, stats, states)
+
+
+def encode_nodes(
+    tables: GraphTables,
+    bcfg,
+    stats: dict,
+    progress: bool = True,
+    fitted: dict[str, list[dict]] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, list[dict]]]:
+    """Every node type's features: encoders fitted on ``tables`` (or the ``fitted`` states
+    of an earlier run, applied as they are), concatenated in config order."""
+    x: dict[str, torch.Tensor] = {}
+    states: dict[str, list[dict]] = {}
+    for ntype, specs in bcfg.features.items():
+        parts, kept = [], []
+        given = {st["property"]: st for st in (fitted or {}).get(ntype, [])}
+        for spec in specs:
+            where = f"build.features.{ntype}.{spec.property}"
+            column = tables.nodes[ntype].column(spec.property)
+            if fitted is None:
+                state = encoders.fit(column, spec, where)
+                if state is None:
+                    warnings.warn(
+                        f"{where}: left out ({encoders.choose(column, spec)[1]})", stacklevel=2
+                    )
+                    continue
+                if state["kind"] in ("category", "multi_hot") and state["distinct"] > len(
+                    state["vocab"]
+                ):
+                    warnings.warn(
+                        f"{where}: {state['distinct']} distinct values; the "
+                        f"{len(state['vocab'])} most frequent are one-hot columns, the rest "
+                        "share OTHER (build.features ... max_categories)",
+                        stacklevel=2,
+                    )
+            elif spec.property in given:
+                state = given[spec.property]
+            else:  # left out when the run was fitted
+                continue
+
+            def text(arr, model, spec=spec):
+                return encode_text(arr, replace(spec, model=model), bcfg.cache_dir, stats, progress)
+
+            parts.append(encoders.transform(column, state, where, text))
+            kept.append(state)
+        if parts:
+            x[ntype] = torch.cat(parts, dim=1).float()
+            states[ntype] = kept
+    stats["features"] = {
+        t: [f"{s['property']}: {encoders.describe(s)}" for s in v] for t, v in states.items()
+    }
+    return x, states
 
 
 def message_graph(

@@ -19,6 +19,7 @@ version; it does not read shard-local (docs/arango-research.md).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -156,7 +157,8 @@ class ArangoSource(GraphSource):
                         break
                     cur.fetch()
             finally:
-                cur.close(ignore_missing=True)
+                with contextlib.suppress(Exception):  # best effort: the server drops a
+                    cur.close(ignore_missing=True)  # cursor after its ttl anyway
 
     def _batch(self, part, spec, rows: list, columns: list[str], skip: int) -> pa.RecordBatch:
         cols = list(zip(*rows, strict=True))

@@ -5,7 +5,6 @@ import torch
 
 from graphrec.config import SplitConfig
 from graphrec.graph import build_graph, message_graph, split_edges
-from graphrec.graph.features import multi_hot, numeric
 from graphrec.graph.split import random_split, temporal_split
 from graphrec.loaders import extract, make_source
 
@@ -38,16 +37,6 @@ def test_features_and_reverse_edges(tiny_cfg):
     data = message_graph(g)
     rev = data["movie", "rev_rates", "user"].edge_index
     assert torch.equal(rev, g.target_index.flip(0))
-
-
-def test_multi_hot():
-    out = multi_hot(pa.chunked_array([["a|b", "b", None, "c|a"]]), "|")
-    assert out.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1]]
-
-
-def test_numeric_standardises_and_fills():
-    out = numeric(pa.chunked_array([[1.0, 3.0, None]]), "x").flatten()
-    assert torch.allclose(out, torch.tensor([-1.0, 1.0, 0.0]))
 
 
 def test_random_split_is_seeded_disjoint_and_complete():
