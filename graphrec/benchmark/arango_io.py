@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from graphrec.benchmark.io import timed_edge_read
+from graphrec.benchmark.io import SYNTH_AS_MOVIELENS, same_items_for_all, timed_edge_read
 from graphrec.benchmark.results import machine, save, versions
 from graphrec.config import load_config
 
@@ -71,15 +71,7 @@ def job_config(graph: str, root: str, url: str, database: str, env: str, paralle
         f"extract.edges.rates.type={COLLECTIONS['rates']}",
     ]
     if graph == "synth":  # the schema names of MovieLens where synth has others
-        over += [
-            "extract.nodes.movie.id=itemId",
-            "extract.nodes.movie.file=items.parquet",
-            "extract.nodes.movie.properties={title: string, categories: string}",
-            "extract.nodes.user.file=users.parquet",
-            "extract.edges.rates.dst_id=itemId",
-            "extract.edges.rates.file=ratings.parquet",
-            "build.features.movie=[{property: categories, kind: multi_hot}]",
-        ]
+        over += SYNTH_AS_MOVIELENS
     return load_config("configs/movielens-arango.yaml", over)
 
 
@@ -115,15 +107,7 @@ def per_document_write(db, table: pa.Table, rows: int) -> dict:
 def recommendations(tables, k: int = 10) -> pa.Table:
     users = tables.nodes["user"].column("id").to_pylist()
     items = tables.nodes["movie"].column("id").slice(0, k).to_pylist()
-    n = len(users)
-    return pa.table(
-        {
-            "user_id": [u for u in users for _ in range(k)],
-            "item_id": items * n,
-            "rank": list(range(1, k + 1)) * n,
-            "score": [1.0] * (n * k),
-        }
-    )
+    return same_items_for_all(users, items)
 
 
 def _free_port() -> int:

@@ -1,9 +1,23 @@
-"""What the database I/O benchmarks share: one timed read of an edge type through a source."""
+"""What the database I/O benchmarks share: a synth graph under MovieLens names, one timed
+read of an edge type through a source, a recommendation table to write."""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+
+SYNTH_AS_MOVIELENS = [
+    "extract.nodes.movie.id=itemId",
+    "extract.nodes.movie.file=items.parquet",
+    "extract.nodes.movie.properties={title: string, categories: string}",
+    "extract.nodes.user.file=users.parquet",
+    "extract.edges.rates.dst_id=itemId",
+    "extract.edges.rates.file=ratings.parquet",
+    "build.features.movie=[{property: categories, kind: multi_hot}]",
+]
+"""Overrides that read a ``graphrec synth`` graph with a MovieLens config's schema names."""
 
 
 def timed_edge_read(source, edge: str) -> dict:
@@ -17,3 +31,16 @@ def timed_edge_read(source, edge: str) -> dict:
     finally:
         source.close()
     return {"edges": rows, "seconds": s, "edges_per_s": rows / s}
+
+
+def same_items_for_all(users: list, items: list) -> pa.Table:
+    """A recommendation table to write: every user gets ``items`` at ranks 1..k."""
+    k, n = len(items), len(users)
+    return pa.table(
+        {
+            "user_id": [u for u in users for _ in range(k)],
+            "item_id": items * n,
+            "rank": list(range(1, k + 1)) * n,
+            "score": [1.0] * (n * k),
+        }
+    )

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from graphrec.benchmark.io import timed_edge_read
+from graphrec.benchmark.io import SYNTH_AS_MOVIELENS, same_items_for_all, timed_edge_read
 from graphrec.benchmark.results import machine, save, versions
 from graphrec.config import load_config
 from graphrec.connectors.neo4j import connect
@@ -53,15 +53,7 @@ def job_config(graph: str, root: str, uri: str, env: str, parallelism: int):
         f"extract.root={root}",
     ]
     if graph == "synth":  # same schema names as MovieLens, so one set of queries serves both
-        over += [
-            "extract.nodes.movie.id=itemId",
-            "extract.nodes.movie.file=items.parquet",
-            "extract.nodes.movie.properties={title: string, categories: string}",
-            "extract.nodes.user.file=users.parquet",
-            "extract.edges.rates.dst_id=itemId",
-            "extract.edges.rates.file=ratings.parquet",
-            "build.features.movie=[{property: categories, kind: multi_hot}]",
-        ]
+        over += SYNTH_AS_MOVIELENS
     return load_config("configs/movielens-neo4j.yaml", over)
 
 
@@ -135,15 +127,7 @@ def fake_recommendations(ncfg, dst_key: str, k: int = 10) -> pa.Table:
         users = [r[0] for r in s.run("MATCH (u:User) RETURN u.userId").values()]
         items = [r[0] for r in s.run(f"MATCH (m:Movie) RETURN m.{dst_key} LIMIT $k", k=k).values()]
     driver.close()
-    n = len(users)
-    return pa.table(
-        {
-            "user_id": [u for u in users for _ in range(k)],
-            "item_id": items * n,
-            "rank": list(range(1, k + 1)) * n,
-            "score": [1.0] * (n * k),
-        }
-    )
+    return same_items_for_all(users, items)
 
 
 def child(args) -> None:
