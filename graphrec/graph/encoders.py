@@ -63,6 +63,14 @@ def choose(column: pa.ChunkedArray | pa.Array, spec: FeatureSpec) -> tuple[str |
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         return None, f"no encoder for Arrow type {t}"
     sample = _sample_text(arr)
+    numbers = sum(_is_number(v) for v in sample)
+    if sample and numbers == len(sample):
+        return "numeric", "numbers written as text"
+    if sample and numbers >= 0.5 * len(sample):
+        return "numeric", (
+            f"mixed: {len(sample) - numbers} of {len(sample)} sampled values are not numbers "
+            f"(e.g. {next(v for v in sample if not _is_number(v))!r}); they count as missing"
+        )
     sep = spec.separator or _detect_separator(sample, spec)
     if sep is not None:
         return "multi_hot", f"values joined by {sep!r}"
@@ -108,8 +116,13 @@ def fit(column: pa.ChunkedArray | pa.Array, spec: FeatureSpec, where: str) -> di
         if kind is None:
             return None
     state: dict = {"property": spec.property, "kind": kind, "why": why}
+    text = spec.kind == "auto" and _is_text(arr) and kind == "numeric"
+    if text:
+        state["parse"] = True  # numbers written as text
+        if why.startswith("mixed"):
+            state["warning"] = f"numbers and text in one property, encoded as numeric ({why})"
     if kind == "numeric":
-        values, ok = _floats(arr, where)
+        values, ok = _floats(arr, where, text)
         if not ok.any():
             raise ConfigError(f"{where}: no numeric values to use as a feature")
         v = values[ok]
@@ -121,7 +134,7 @@ def fit(column: pa.ChunkedArray | pa.Array, spec: FeatureSpec, where: str) -> di
         else:  # rankgauss
             state["quantiles"] = np.quantile(v, np.linspace(0, 1, QUANTILES)).tolist()
     elif kind == "bucket":
-        values, ok = _floats(arr, where)
+        values, ok = _floats(arr, where, text)
         if not ok.any():
             raise ConfigError(f"{where}: no numeric values to bucket")
         inner = np.quantile(values[ok], np.linspace(0, 1, spec.buckets + 1)[1:-1])
@@ -143,6 +156,11 @@ def fit(column: pa.ChunkedArray | pa.Array, spec: FeatureSpec, where: str) -> di
         state["vocab"] = sorted(ranked[: spec.max_categories])  # the most frequent, A-Z
         state["other"] = kind == "category" or len(ranked) > spec.max_categories
         state["distinct"] = len(ranked)
+        if len(ranked) > spec.max_categories:
+            state["warning"] = (
+                f"{len(ranked)} distinct values; the {spec.max_categories} most frequent are "
+                "one-hot columns, the rest share OTHER (raise max_categories, or kind: text)"
+            )
     elif kind == "text":
         state["model"] = spec.model
     elif kind == "datetime":
@@ -171,7 +189,7 @@ def transform(
     arr = _array(column)
     kind = state["kind"]
     if kind == "numeric":
-        values, ok = _floats(arr, where)
+        values, ok = _floats(arr, where, state.get("parse", False))
         filled = np.where(ok, values, state["mean"])
         if state["scaler"] == "standard":
             out = (filled - state["mean"]) / state["std"]
@@ -189,7 +207,7 @@ def transform(
             cols.append((~ok).astype(np.float64))
         return torch.from_numpy(np.stack(cols, axis=1)).float()
     if kind == "bucket":
-        values, ok = _floats(arr, where)
+        values, ok = _floats(arr, where, state.get("parse", False))
         edges = np.asarray(state["edges"])
         idx = np.searchsorted(edges, np.where(ok, values, 0.0), side="right")
         idx = np.where(ok, idx, len(edges) + 1)  # the missing bucket
@@ -257,12 +275,31 @@ def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
-def _floats(arr: pa.Array, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _is_number(v: str) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except ValueError:
+        return False
+
+
+def _floats(arr: pa.Array, where: str, text: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers as float64 and where they are present; with ``text`` (``auto`` found a text
+    column of numbers) a value that is not a number counts as missing."""
+    if text and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        values = np.array(
+            [float(v) if v is not None and _is_number(v) else np.nan for v in arr.to_pylist()],
+            dtype=np.float64,
+        )
+        return values, np.isfinite(values)
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
             or pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):  # fmt: skip
         raise ConfigError(f"{where}: a numeric feature needs numbers, not {arr.type}")
     values = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     return values, np.isfinite(values)
+
+
+def _is_text(arr: pa.Array) -> bool:
+    return pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
 
 
 def _strings(arr: pa.Array) -> list[str | None]:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.config import JobConfig
-from graphrec.errors import DataError
+from graphrec.errors import DataError, warn
 from graphrec.graph import encoders
 from graphrec.graph.features import encode_text
 from graphrec.loaders.extract import GraphTables
@@ -161,19 +160,10 @@ def encode_nodes(
             if fitted is None:
                 state = encoders.fit(column, spec, where)
                 if state is None:
-                    warnings.warn(
-                        f"{where}: left out ({encoders.choose(column, spec)[1]})", stacklevel=2
-                    )
+                    warn(f"{where}: left out ({encoders.choose(column, spec)[1]})")
                     continue
-                if state["kind"] in ("category", "multi_hot") and state["distinct"] > len(
-                    state["vocab"]
-                ):
-                    warnings.warn(
-                        f"{where}: {state['distinct']} distinct values; the "
-                        f"{len(state['vocab'])} most frequent are one-hot columns, the rest "
-                        "share OTHER (build.features ... max_categories)",
-                        stacklevel=2,
-                    )
+                if "warning" in state:
+                    warn(f"{where}: {state['warning']}")
             elif spec.property in given:
                 state = given[spec.property]
             else:  # left out when the run was fitted

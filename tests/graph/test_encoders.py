@@ -133,3 +133,29 @@ def test_an_all_null_column_is_left_out_by_auto_and_refused_when_explicit():
 def test_numbers_as_text_are_refused_for_a_numeric_kind():
     with pytest.raises(ConfigError, match="p: a numeric feature needs numbers, not string"):
         encoders.fit(pa.array(["1", "x"]), spec(kind="numeric"), "p")
+
+
+def test_numbers_written_as_text_are_numeric_and_mixed_ones_warn():
+    col = pa.array(["1", "2.5", None, "4"])
+    st = encoders.fit(col, spec(), "p")
+    assert (st["kind"], st["why"], "warning" in st) == ("numeric", "numbers written as text", False)
+    assert encoders.transform(col, roundtrip(st), "p")[:, 1].tolist() == [0, 0, 1, 0]
+    mixed = pa.array(["1", "2", "3", "n/a"])
+    st = encoders.fit(mixed, spec(), "p")
+    assert st["kind"] == "numeric" and "1 of 4 sampled values are not numbers" in st["warning"]
+    assert "'n/a'" in st["warning"]
+    assert encoders.transform(mixed, st, "p")[:, 1].tolist() == [0, 0, 0, 1]  # counted missing
+
+
+def test_a_category_past_the_limit_warns_in_the_build(tiny_root, tmp_path, capsys):
+    from graphrec.graph.hetero import build_graph
+    from graphrec.loaders import extract, make_source
+    from tests.conftest import make_config, tiny_config_dict
+
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["build"]["features"] = {"movie": [{"property": "genres", "max_categories": 2}]}
+    cfg = make_config(data)
+    g = build_graph(extract(make_source(cfg.extract), progress=False), cfg, progress=False)
+    err = capsys.readouterr().err
+    assert "graphrec: warning: build.features.movie.genres: 5 distinct values; the 2 most" in err
+    assert g.x["movie"].shape == (20, 3)  # two genres + OTHER
