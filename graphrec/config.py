@@ -326,6 +326,10 @@ class BuildConfig:
     the whole graph (every node type's properties)."""
     fastrp: FastRPConfig | None = None
     """FastRP structural embeddings (None: off), from training edges only."""
+    undirected: bool | None = None
+    """The target as undirected pairs (friendships): one edge per pair, messages both ways,
+    a held-out pair hidden in both directions, nobody recommended to themselves. None:
+    exactly when the target's two ends are the same node type; true needs that."""
     duplicate_edges: Literal["error", "latest"] = "error"
     """Several target edges between the same user and item (repeat rentals, re-ratings):
     error, or keep one per pair, the latest by ``timestamp`` (by row order without one)."""
@@ -786,6 +790,12 @@ class JobConfig:
         if self.build.split.kind == "temporal" and self.build.timestamp is None:
             raise ConfigError("build.split.kind=temporal needs build.timestamp")
         self.build.features = expand_features(self.build.features, self.extract)
+        tspec = self.extract.edges.get(self.build.target)
+        if self.build.undirected and tspec is not None and tspec.src != tspec.dst:
+            raise ConfigError(
+                f"build.undirected=true: the target {self.build.target!r} joins {tspec.src} to "
+                f"{tspec.dst}; undirected pairs need the same node type at both ends"
+            )
         for ntype, specs in self.build.features.items():
             node = self.extract.nodes.get(ntype)
             if node is None:

@@ -22,7 +22,7 @@ import psutil
 
 from graphrec.config import JobConfig
 from graphrec.errors import Interrupted
-from graphrec.graph import EdgeSplit, Graph, all_train, build_graph, split_edges
+from graphrec.graph import EdgeSplit, Graph, all_train, build_graph, split_target
 from graphrec.graph.structural import add_structural
 from graphrec.loaders import extract_cached, make_source
 
@@ -92,7 +92,7 @@ def extract_and_build(
         if cfg.mode == "final":
             split = all_train(n_target)
         else:
-            split = split_edges(cfg.build.split, n_target, graph.target_index[0], graph.time)
+            split = split_target(cfg.build.split, graph)
         add_structural(graph, split, cfg.build)
         st.update(graph.stats)
         st.update(

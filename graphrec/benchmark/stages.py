@@ -22,7 +22,7 @@ import torch
 
 from graphrec.benchmark import pyg_reference
 from graphrec.config import FeatureSpec, JobConfig
-from graphrec.graph import build_graph, split_edges
+from graphrec.graph import build_graph, split_target
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
@@ -82,8 +82,7 @@ def bench_graph(
         rows = sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
         t0 = time.perf_counter()
         g = build_graph(tables, cfg, progress=False)
-        n = g.target_index.shape[1]
-        split = split_edges(cfg.build.split, n, g.target_index[0], g.time)
+        split = split_target(cfg.build.split, g)
         inputs = TrainInputs.of(g, split, cfg)
         s = time.perf_counter() - t0
         del tables

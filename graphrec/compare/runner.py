@@ -77,7 +77,8 @@ class Protocol:
         split, g = self.split, self.graph
         known = split.train if stage == "val" else known_edges(split)
         ei = g.target_index
-        return to_csr(ei[0, known], ei[1, known], g.num_nodes[g.user_type])
+        n = g.num_nodes[g.user_type]
+        return to_csr(ei[0, known], ei[1, known], n, torch.arange(n) if g.same_type else None)
 
     def held_out(self, stage: str) -> torch.Tensor:
         return self.split.val if stage == "val" else self.split.test

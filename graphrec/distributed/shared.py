@@ -36,6 +36,7 @@ def to_arrays(inputs: TrainInputs) -> dict:
         "label": None if g.label is None else g.label.numpy(),
         "time": None if g.time is None else g.time.numpy(),
         "stats": g.stats,
+        "undirected": g.undirected,
         "split": {k: getattr(s, k).numpy() for k in ("train", "val", "test")},
         "message_edges": {e: d[e].edge_index.numpy() for e in d.edge_types},
     }
@@ -59,6 +60,7 @@ def from_arrays(a: dict) -> TrainInputs:
         label=t(a["label"]),
         time=t(a["time"]),
         stats=a["stats"],
+        undirected=a["undirected"],
     )
     split = EdgeSplit(**{k: t(v) for k, v in a["split"].items()})
     data = HeteroData()

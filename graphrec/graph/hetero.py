@@ -49,6 +49,10 @@ class Graph:
     """Int64 time per target edge."""
     stats: dict = field(default_factory=dict)
     encoders: dict[str, list[dict]] = field(default_factory=dict)
+    undirected: bool = False
+    """The target edges are undirected pairs, stored as ``[pairs, reversed pairs]``: edge
+    ``j`` and edge ``j + num_pairs`` are one pair (:func:`graphrec.graph.split.split_target`
+    keeps them together)."""
     """Node type -> the fitted state of each feature encoder, in column order (the run
     folder's ``encoders.json``): a graph read later is encoded the same way."""
 
@@ -67,6 +71,17 @@ class Graph:
     @property
     def target_index(self) -> torch.Tensor:
         return self.edge_index[self.target]
+
+    @property
+    def num_pairs(self) -> int:
+        """Target edges, counting an undirected pair once."""
+        n = self.target_index.shape[1]
+        return n // 2 if self.undirected else n
+
+    @property
+    def same_type(self) -> bool:
+        """Users and items are one node type (friends): nobody is recommended to themselves."""
+        return self.user_type == self.item_type
 
     def ids_digest(self) -> str:
         """A digest of every node type's ids in order: equal only when position ``k`` of
@@ -127,7 +142,17 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
         edge_index[target] = edge_index[target][:, keep]
         label = None if label is None else label[keep]
         when = None if when is None else when[keep]
+    undirected = bcfg.undirected if bcfg.undirected is not None else target[0] == target[2]
+    if undirected:
+        ei, label, when = _canonical_pairs(
+            edge_index[target], label, when, stats, bcfg.duplicate_edges == "latest"
+        )
+        edge_index[target] = ei
     _check_no_duplicate_edges(edge_index[target], node_ids, target)
+    if undirected:  # [pairs, reversed pairs]: messages and scores both ways
+        edge_index[target] = torch.cat([edge_index[target], edge_index[target].flip(0)], dim=1)
+        label = None if label is None else torch.cat([label, label])
+        when = None if when is None else torch.cat([when, when])
 
     t_feat = time.perf_counter()
     x, states = encode_nodes(tables, bcfg, stats, progress)
@@ -137,7 +162,29 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     stats["rows_per_s"] = (
         sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
     ) / stats["seconds"]
-    return Graph(node_ids, x, edge_index, target, label, when, stats, states)
+    return Graph(node_ids, x, edge_index, target, label, when, stats, states, undirected)
+
+
+def _canonical_pairs(ei: torch.Tensor, label, when, stats: dict, latest: bool):
+    """Undirected pairs as ``(min, max)``, self-loops dropped; a pair listed more than once
+    (in either direction) is kept once: its first listing, or with ``latest`` its latest by
+    time. Both are counted in ``stats``."""
+    keep = ei[0] != ei[1]
+    stats["self_loops_dropped"] = int((~keep).sum())
+    ei = torch.stack([ei.min(0).values, ei.max(0).values])[:, keep]
+    label = None if label is None else label[keep]
+    when = None if when is None else when[keep]
+    n = int(ei.max()) + 1 if ei.numel() else 1
+    key = (ei[0] * n + ei[1]).numpy()
+    pos = np.arange(len(key))
+    order = np.lexsort((pos, when.numpy() if latest and when is not None else pos, key))
+    ks = key[order]
+    last = np.r_[ks[1:] != ks[:-1], True]
+    first = np.r_[True, ks[1:] != ks[:-1]]
+    chosen = torch.from_numpy(np.sort(order[last if latest else first]))
+    stats["repeated_pairs_merged"] = int(len(key) - len(chosen))
+    pick = lambda t: None if t is None else t[chosen]  # noqa: E731
+    return ei[:, chosen], pick(label), pick(when)
 
 
 def encode_nodes(
@@ -212,7 +259,7 @@ def message_graph(
         data[etype].edge_index = ei[:, order].contiguous()
         if label is not None:  # the kept edges' labels (LightGCN weights edges by them)
             data[etype].label = label[order].contiguous()
-        if reverse:
+        if reverse and not (etype == graph.target and graph.undirected):  # has both ways
             rev = ei.flip(0)
             rev = rev[:, _csc_order(rev, num_nodes[dst])]
             data[(dst, f"rev_{name}", src)].edge_index = rev.contiguous()

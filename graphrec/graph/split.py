@@ -64,6 +64,20 @@ def split_edges(
     return random_split(num_edges, cfg.val, cfg.test, cfg.seed)
 
 
+def split_target(cfg: SplitConfig, graph) -> EdgeSplit:
+    """The split of ``graph``'s target edges (:class:`~graphrec.graph.hetero.Graph`): the
+    pairs of an undirected target are split, and each part takes both directions of its
+    pairs, so a held-out friendship is hidden both ways."""
+    n = graph.num_pairs
+    ei = graph.target_index[:, :n]
+    time = None if graph.time is None else graph.time[:n]
+    split = split_edges(cfg, n, ei[0], time)
+    if not graph.undirected:
+        return split
+    both = lambda idx: torch.cat([idx, idx + n])  # noqa: E731
+    return EdgeSplit(train=both(split.train), val=both(split.val), test=both(split.test))
+
+
 def all_train(num_edges: int) -> EdgeSplit:
     """Final mode: every edge trains, nothing is held out."""
     empty = torch.empty(0, dtype=torch.long)

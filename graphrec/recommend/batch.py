@@ -24,7 +24,8 @@ def recommend_all(
     n_users = graph.num_nodes[graph.user_type]
     data = message_graph(graph, None, cfg.build.reverse_edges).to(model.device)
     uv, iv = model.vectors(data)
-    exclude = to_csr(ei[0], ei[1], n_users)  # every item the user already has an edge to
+    own = torch.arange(n_users) if graph.same_type else None  # friends: not oneself
+    exclude = to_csr(ei[0], ei[1], n_users, own)  # every item the user already has an edge to
     k = cfg.recommend.k
     items, scores = topk_unseen(
         uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend"

@@ -60,7 +60,8 @@ def evaluate_test(
     n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
     k, batch = cfg.evaluate.k, cfg.evaluate.batch_users
     known = known_edges(split)
-    exclude = to_csr(ei[0, known], ei[1, known], n_users)
+    own = torch.arange(n_users) if graph.same_type else None  # friends: not oneself
+    exclude = to_csr(ei[0, known], ei[1, known], n_users, own)
     pos = positives(graph, split.test, cfg.evaluate.positive_threshold)
     out: dict = {"rmse": None, "test_inputs": inputs}
     if cfg.train.objective == "rating":

@@ -76,7 +76,8 @@ def _val_scores(blended: BlendedModel, data, graph: Graph, split: EdgeSplit, cfg
         del uv, iv
     tu, ti = ei[0, split.train], ei[1, split.train]
     keep = local[tu] >= 0
-    exclude = to_csr(local[tu[keep]], ti[keep], len(users))
+    own = users if graph.same_type else None
+    exclude = to_csr(local[tu[keep]], ti[keep], len(users), own)
     pu, pi = ei[0, pos], ei[1, pos]
     keep = local[pu] >= 0
     return out, exclude, (local[pu[keep]], pi[keep]), len(users)

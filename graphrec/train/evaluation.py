@@ -51,7 +51,8 @@ def validate(
     local[users] = torch.arange(len(users))
     tu, ti = ei[0, split.train], ei[1, split.train]
     keep = local[tu] >= 0
-    exclude = to_csr(local[tu[keep]], ti[keep], len(users))
+    own = users if graph.same_type else None
+    exclude = to_csr(local[tu[keep]], ti[keep], len(users), own)
     pos = positives(graph, split.val, cfg.evaluate.positive_threshold)
     pu, pi = ei[0, pos], ei[1, pos]
     keep = local[pu] >= 0

@@ -16,15 +16,13 @@ import dataclasses
 
 from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph
-from graphrec.graph.split import EdgeSplit, split_edges
+from graphrec.graph.split import EdgeSplit, split_target
 from graphrec.models.registry import model_spec
 
 
 def validation_split(cfg: JobConfig, graph: Graph) -> EdgeSplit:
     """``build.split`` without its test part: train and validation edges only."""
-    inner = dataclasses.replace(cfg.build.split, test=0.0)
-    ei = graph.target_index
-    return split_edges(inner, ei.shape[1], ei[0], graph.time)
+    return split_target(dataclasses.replace(cfg.build.split, test=0.0), graph)
 
 
 def choice_config(cfg: JobConfig) -> JobConfig:

@@ -72,7 +72,8 @@ class ArangoStandIn:
         self.jwt_secret = "stand-in-jwt-secret-of-32-bytes-or-more"
         """The server's JWT signing secret (``--server.jwt-secret`` on a real server)."""
         self.jwt_lifetime = 3600.0
-        """Seconds a token from ``/_open/auth`` is valid."""
+        """Seconds a token from ``/_open/auth`` is valid at least (its ``exp`` is a whole
+        second after that)."""
         self.fail_inserts_after: int | None = None
         """Fault injection: INSERT queries after this many succeed fail (HTTP 500)."""
         self.inserts = 0
@@ -227,7 +228,7 @@ class ArangoStandIn:
 
         now = time.time()
         life = self.jwt_lifetime if lifetime is None else lifetime
-        claims = {"iss": "arangodb", "iat": int(now), "exp": int(now + life),
+        claims = {"iss": "arangodb", "iat": int(now), "exp": int(now + life) + 1,
                   "preferred_username": username or self.username}  # fmt: skip
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
 

@@ -88,7 +88,7 @@ def test_jwt_auth_exchanges_the_password_and_renews_an_expired_token(standin, ti
     standin.jwt_lifetime = 1
     source = make_source(arango_extract_cfg(tiny_root, tmp_path, standin.url, auth="jwt"))
     source.partitions("node", "movie")
-    time.sleep(2.1)  # the token has expired on the server; the next request must renew it
+    time.sleep(3.1)  # the token has expired on the server; the next request must renew it
     got = extract(source, progress=False)
     assert got.edges["rates"].num_rows == sum(1 for _ in open(tiny_root / "ratings.csv")) - 1
     assert [p for m, p in standin.requests if p == "/_open/auth"].count("/_open/auth") >= 2
