@@ -687,7 +687,7 @@ class CompareConfig:
     baselines: list[
         Literal[
             "popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr", "bias",
-            "biased_mf",
+            "biased_mf", "common_neighbours", "adamic_adar",
         ]
     ] = field(
         default_factory=lambda: ["popularity", "itemknn", "ease", "als", "bpr", "bias", "biased_mf"]
@@ -698,7 +698,8 @@ class CompareConfig:
     size, where it does not fit in memory). als: factors, regularisation and confidence
     chosen on validation. *_rated: edges labelled below ``evaluate.positive_threshold``
     weigh less (0.1 or 0.3, chosen on validation), the rating information
-    ``train.low_label_weight`` gives a GNN."""
+    ``train.low_label_weight`` gives a GNN. common_neighbours and adamic_adar: the
+    friend-of-friend rules, for a target between one node type (skipped otherwise)."""
     models: dict[str, list[str]] = field(default_factory=dict)
     """graphrec models: name -> dotted overrides of this config (model, train, sampler)."""
     out: str = "bench/results"

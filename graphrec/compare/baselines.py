@@ -1,6 +1,8 @@
 """Non-GNN baselines on the same split and the same ranking protocol as the models.
 
-Ranking: popularity, item-kNN (cosine on the binary interaction matrix, top-K neighbours
+Ranking: popularity (on a friendship graph: degree), common neighbours and Adamic-Adar (the
+rule-based friend recommenders: friends of friends, counted or weighted by how rare the
+shared friend is), item-kNN (cosine on the binary interaction matrix, top-K neighbours
 per item), EASE (Steck 2019: a closed-form item-item model, binary or with low-rated edges
 down-weighted), ALS and BPR matrix factorisation (the ``implicit`` package; ALS also with
 low-rated edges down-weighted, as graphrec's ``train.low_label_weight`` does for a GNN, so a
@@ -30,9 +32,13 @@ from graphrec.models.closed_form import dense_items_fit
 from graphrec.models.ease import ease_weights
 from graphrec.ranking.metrics import popularity_vectors
 
-RANKING_BASELINES = ("popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr")
+RANKING_BASELINES = (
+    "popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr",
+    "common_neighbours", "adamic_adar",
+)  # fmt: skip
 RATING_BASELINES = ("bias", "biased_mf")
 NEEDS_RATINGS = (*RATING_BASELINES, "als_rated", "ease_rated")  # skipped on a graph without a label
+NEEDS_ONE_TYPE = ("common_neighbours", "adamic_adar")  # friendships: users and items one type
 
 
 @dataclass
@@ -83,6 +89,28 @@ class VectorRanker(Ranker):
 def popularity(h: History) -> VectorRanker:
     """Items by number of interactions in the history (the job's popularity ranking)."""
     return VectorRanker(*popularity_vectors(h.items, h.num_users, h.num_items))
+
+
+class SharedNeighbours(Ranker):
+    """Friend-of-friend scores on an undirected graph (users and items one node type, the
+    history holding both directions of each pair): common neighbours
+    ``|N(u) & N(v)|``, the count a Gremlin ``both().both()`` query gives, or Adamic-Adar
+    ``sum_{z in N(u) & N(v)} 1 / log deg(z)`` (Adamic and Adar 2003), which counts a shared
+    friend with few friends more. Sparse products, one block of users at a time."""
+
+    def __init__(self, h: History, adamic_adar: bool) -> None:
+        import scipy.sparse as sp
+
+        self.a = h.csr()
+        self.left = self.a
+        if adamic_adar:
+            deg = np.asarray(self.a.sum(axis=0)).ravel()
+            w = np.where(deg > 1, 1.0 / np.log(np.maximum(deg, 2)), 0.0).astype(np.float32)
+            self.left = (self.a @ sp.diags(w)).tocsr()
+
+    def scores(self, start: int, stop: int) -> Tensor:
+        block = self.left[start:stop] @ self.a.T
+        return torch.from_numpy(np.asarray(block.todense(), dtype=np.float32))
 
 
 class ItemKNN(Ranker):

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from graphrec.compare import baselines as B
-from graphrec.compare.baselines import NEEDS_RATINGS
+from graphrec.compare.baselines import NEEDS_ONE_TYPE, NEEDS_RATINGS
 from graphrec.compare.report import write_report
 from graphrec.compare.stats import summarize
 from graphrec.config import JobConfig, load_config, to_dict
@@ -181,6 +181,8 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     ratings = proto.graph.label is not None
     if name in NEEDS_RATINGS and not ratings:
         return {"skipped": "the graph has no rating label"}
+    if name in NEEDS_ONE_TYPE and not proto.graph.same_type:
+        return {"skipped": "a friend-of-friend rule needs users and items of one node type"}
     als_grid = [
         {"factors": f, "regularization": r, "alpha": a, "iterations": 15}
         for f in (32, 64, 128)
@@ -189,6 +191,8 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     ]
     fits = {
         "popularity": ([{}], lambda h, p: B.popularity(h)),
+        "common_neighbours": ([{}], lambda h, p: B.SharedNeighbours(h, adamic_adar=False)),
+        "adamic_adar": ([{}], lambda h, p: B.SharedNeighbours(h, adamic_adar=True)),
         "itemknn": (
             [{"neighbours": k} for k in (20, 50, 100, 200, None)],
             lambda h, p: B.ItemKNN(h, p["neighbours"]),

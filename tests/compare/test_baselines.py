@@ -133,3 +133,22 @@ def test_ease_refuses_a_catalogue_too_large_for_memory_naming_the_size():
     h = history([(0, 0)], 1, 50_000)
     with pytest.raises(ConfigError, match=r"ease: 50,000 items need 3 dense 50,000 x 50,000"):
         B.EASE(h, lam=1.0, memory_bytes=16 * 2**30)  # 27.9 GiB > half of 16 GiB
+
+
+def test_common_neighbours_and_adamic_adar_against_brute_force():
+    import math
+
+    from graphrec.compare.baselines import History, SharedNeighbours
+
+    pairs = [(0, 1), (0, 2), (1, 2), (2, 3), (3, 4), (1, 3)]
+    both = pairs + [(b, a) for a, b in pairs]
+    h = History(torch.tensor([a for a, _ in both]), torch.tensor([b for _, b in both]), 5, 5)
+    nbrs = {v: {b for a, b in both if a == v} for v in range(5)}
+    cn, aa = SharedNeighbours(h, False).scores(0, 5), SharedNeighbours(h, True).scores(1, 3)
+    for u in range(5):
+        for v in range(5):
+            shared = nbrs[u] & nbrs[v]
+            assert cn[u, v] == len(shared)
+            if 1 <= u < 3:
+                want = sum(1 / math.log(len(nbrs[z])) for z in shared if len(nbrs[z]) > 1)
+                assert abs(float(aa[u - 1, v]) - want) < 1e-5
