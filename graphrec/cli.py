@@ -373,8 +373,14 @@ def _inspect(args: argparse.Namespace) -> int:
     if job is not None:
         from graphrec.inspect_features import feature_choices, format_choices
 
-        out["features"] = feature_choices(job.extract, job.build.features)
-        text.append(format_choices(out["features"]))
+        try:  # the database part stands on its own: it is how one finds the right names
+            out["features"] = feature_choices(job.extract, job.build.features)
+            text.append(format_choices(out["features"]))
+        except GraphRecError as exc:
+            if not text:  # nothing else to show (the file source): the error is the answer
+                raise
+            out["features"] = {"not read": str(exc)}
+            text.append(f"features (kind: auto would choose): not read: {exc}")
     if args.json:  # one section as it is; several side by side
         print(json.dumps(next(iter(out.values())) if len(out) == 1 else out, indent=1, default=str))
     else:

@@ -80,9 +80,11 @@ class EdgeSpec:
     dst: str
     """Destination node type."""
     src_id: str
-    """Property (column) holding the source node's key."""
+    """Column of the edge file holding the source node's key (in a database an end is
+    found by its node type's ``id`` property; a person-friend-person file needs two
+    columns)."""
     dst_id: str
-    """Property (column) holding the destination node's key."""
+    """Column of the edge file holding the destination node's key."""
     file: str | None = None
     """File or glob under ``extract.root`` (.csv or .parquet)."""
     properties: dict[str, str] = field(default_factory=dict)

@@ -151,7 +151,9 @@ class Neo4jSource(GraphSource):
         else:
             src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
             rtype = q(self.rel_type(name), "relationship type")
-            exprs = [f"a.{q(spec.src_id, 'property')}", f"b.{q(spec.dst_id, 'property')}"]
+            # ends by their node's key property (src_id/dst_id name an edge file's columns)
+            keys = self.cfg.nodes[spec.src].id, self.cfg.nodes[spec.dst].id
+            exprs = [f"a.{q(keys[0], 'property')}", f"b.{q(keys[1], 'property')}"]
             exprs += [f"r.{q(c, 'property')}" for c in columns[2:]]
             head = (
                 "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:"

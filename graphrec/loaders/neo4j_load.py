@@ -146,17 +146,12 @@ def _plan(tables: GraphTables, ecfg: ExtractConfig) -> _Plan:
         rtype = spec.type or name
         rt = q(rtype, f"{where}: relationship type")
         ends = []
-        for end, ntype, column in (("src", spec.src, spec.src_id), ("dst", spec.dst, spec.dst_id)):
+        for end, ntype in (("src", spec.src), ("dst", spec.dst)):
             if ntype not in ecfg.nodes:
                 raise ConfigError(f"{where}.{end}: {ntype!r} is not a node type of extract.nodes")
-            node = ecfg.nodes[ntype]
-            if column != node.id:
-                raise ConfigError(
-                    f"{where}.{end}_id={column!r} differs from extract.nodes.{ntype}.id="
-                    f"{node.id!r}: in Neo4j a relationship finds its {end} node by the node's "
-                    "key property, so both must name the same property"
-                )
-            ends.append((q(node.label or ntype, "label"), q(column, f"{where}: {end}_id")))
+            node = ecfg.nodes[ntype]  # an end is found by its node's key property; the
+            # edge's src_id/dst_id name only the edge file's columns (friend -> friend: two)
+            ends.append((q(node.label or ntype, "label"), q(node.id, f"{where}: {end}_id")))
         if name not in tables.edges:
             raise DataError(f"graphrec load: no rows were read for edge type {name!r}")
         (src, src_key), (dst, dst_key) = ends

@@ -18,8 +18,8 @@ def _neo4j(job, run_dir: Path) -> RecommendationSink:
     user, item = ecfg.nodes[target.src], ecfg.nodes[target.dst]
     return Neo4jSink(
         job.write.neo4j or ecfg.neo4j,
-        user=(user.label or target.src, target.src_id),
-        item=(item.label or target.dst, target.dst_id),
+        user=(user.label or target.src, user.id),  # ends by their node's key property
+        item=(item.label or target.dst, item.id),
         relationship=job.write.relationship,
         model=job.name,
         run_id=Path(run_dir).name.split(".partial-")[0].lstrip("."),  # the run folder's

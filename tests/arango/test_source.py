@@ -288,3 +288,13 @@ def test_inspect_lists_collections_counts_attributes_and_endpoints(
     assert f"arango {standin.url} database 'graphrec'" in out
     assert "Rates  96 edges  {rating: float, timestamp: int}  User->Movie" in out
     assert "Movie  20 documents  {genres: string, movieId: int, title: string}" in out
+    # the config names collections the database does not have: the listing still shows,
+    # and the features part says why it could not read them
+    assert "features (kind: auto would choose): not read: arango at" in out
+    assert "collection 'movie' (extract.nodes.movie) does not exist" in out
+    data["extract"]["nodes"]["movie"]["label"] = "Movie"
+    data["extract"]["nodes"]["user"]["label"] = "User"
+    data["extract"]["edges"]["rates"]["type"] = "Rates"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["inspect", "--config", str(path)]) == 0
+    assert "movie.genres: multi_hot (values joined by '|')" in capsys.readouterr().out
