@@ -118,9 +118,12 @@ def test_low_label_weight_is_checked():
 
     with pytest.raises(ConfigError, match="weights the multinomial loss"):
         check_model(load_config(rating, ["train.low_label_weight=0.5"]))
+    # ... but without a label it weighs nothing, so any model may keep the default's 0.3
+    unlabelled = ["build.label=null", "train.objective=link", "train.loss=bce"]
+    check_model(load_config(rating, [*unlabelled, "train.low_label_weight=0.5"]))
 
 
-@pytest.mark.parametrize("compare_config", ["movielens.yaml", "dvdrental.yaml"])
+@pytest.mark.parametrize("compare_config", ["movielens.yaml", "dvdrental.yaml", "social.yaml"])
 def test_the_compare_default_is_the_default_config(compare_config, monkeypatch):
     """``compare``'s ``default`` entry is configs/movielens-link.yaml (what `graphrec run`
     runs and the README tells users to start from) with only the data section changed."""

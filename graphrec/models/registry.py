@@ -105,7 +105,8 @@ def check_model(cfg: JobConfig) -> ModelSpec:
     if t.hard_negatives and ("hard_negatives" not in spec.options or t.loss not in ("bpr", "bce")):
         users = " or ".join(m.name for m in MODELS.values() if "hard_negatives" in m.options)
         raise ConfigError(f"train.hard_negatives needs model.name={users} and loss bpr or bce")
-    if t.low_label_weight != 1.0 and "low_label_weight" not in spec.options:
+    labelled = cfg.build.label is not None  # without a label every edge weighs 1 anyway
+    if t.low_label_weight != 1.0 and labelled and "low_label_weight" not in spec.options:
         if t.loss != "multinomial":
             users = " or ".join(m.name for m in MODELS.values() if "low_label_weight" in m.options)
             raise ConfigError(
