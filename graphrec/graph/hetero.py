@@ -136,18 +136,24 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
     ttable = tables.edges[bcfg.target]
     label = _column_tensor(ttable, bcfg.label, torch.float32)
     when = _time_tensor(ttable, bcfg.timestamp, bcfg.target)
-    if bcfg.duplicate_edges == "latest":
-        keep = _latest_per_pair(edge_index[target], when, len(node_ids[target[2]]))
-        stats["duplicate_edges_merged"] = int(edge_index[target].shape[1] - len(keep))
+    undirected = bcfg.undirected if bcfg.undirected is not None else target[0] == target[2]
+    if undirected:  # pairs as (min, max), self-loops dropped
+        ei = edge_index[target]
+        loop = ei[0] == ei[1]
+        stats["self_loops_dropped"] = int(loop.sum())
+        edge_index[target] = torch.stack([ei.min(0).values, ei.max(0).values])[:, ~loop]
+        label = None if label is None else label[~loop]
+        when = None if when is None else when[~loop]
+    latest = bcfg.duplicate_edges == "latest"
+    if latest or undirected:  # a pair listed twice, in either direction, is one friendship
+        keep = _latest_per_pair(
+            edge_index[target], when if latest else None, len(node_ids[target[2]])
+        )
+        merged = "repeated_pairs_merged" if undirected else "duplicate_edges_merged"
+        stats[merged] = int(edge_index[target].shape[1] - len(keep))
         edge_index[target] = edge_index[target][:, keep]
         label = None if label is None else label[keep]
         when = None if when is None else when[keep]
-    undirected = bcfg.undirected if bcfg.undirected is not None else target[0] == target[2]
-    if undirected:
-        ei, label, when = _canonical_pairs(
-            edge_index[target], label, when, stats, bcfg.duplicate_edges == "latest"
-        )
-        edge_index[target] = ei
     _check_no_duplicate_edges(edge_index[target], node_ids, target)
     if undirected:  # [pairs, reversed pairs]: messages and scores both ways
         edge_index[target] = torch.cat([edge_index[target], edge_index[target].flip(0)], dim=1)
@@ -163,28 +169,6 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
         sum(t.num_rows for t in tables.nodes.values()) + tables.num_edges
     ) / stats["seconds"]
     return Graph(node_ids, x, edge_index, target, label, when, stats, states, undirected)
-
-
-def _canonical_pairs(ei: torch.Tensor, label, when, stats: dict, latest: bool):
-    """Undirected pairs as ``(min, max)``, self-loops dropped; a pair listed more than once
-    (in either direction) is kept once: its first listing, or with ``latest`` its latest by
-    time. Both are counted in ``stats``."""
-    keep = ei[0] != ei[1]
-    stats["self_loops_dropped"] = int((~keep).sum())
-    ei = torch.stack([ei.min(0).values, ei.max(0).values])[:, keep]
-    label = None if label is None else label[keep]
-    when = None if when is None else when[keep]
-    n = int(ei.max()) + 1 if ei.numel() else 1
-    key = (ei[0] * n + ei[1]).numpy()
-    pos = np.arange(len(key))
-    order = np.lexsort((pos, when.numpy() if latest and when is not None else pos, key))
-    ks = key[order]
-    last = np.r_[ks[1:] != ks[:-1], True]
-    first = np.r_[True, ks[1:] != ks[:-1]]
-    chosen = torch.from_numpy(np.sort(order[last if latest else first]))
-    stats["repeated_pairs_merged"] = int(len(key) - len(chosen))
-    pick = lambda t: None if t is None else t[chosen]  # noqa: E731
-    return ei[:, chosen], pick(label), pick(when)
 
 
 def encode_nodes(
