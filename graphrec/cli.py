@@ -114,6 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     insp.add_argument("--json", action="store_true")
     insp.add_argument("overrides", nargs="*", metavar="key.path=value")
 
+    transform = sub.add_parser(
+        "transform",
+        help="recommendations of a trained run for the graph as it is now, new users and "
+        "items embedded by the trained model (no retraining)",
+    )
+    transform.add_argument(
+        "--run", type=Path, required=True, help="the run folder of graphrec run / train"
+    )
+    transform.add_argument(
+        "--only-new", action="store_true", help="recommend for the new users only"
+    )
+    transform.add_argument("--quiet", action="store_true")
+    transform.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.path=value",
+        help="changes to the run's config, e.g. extract.root=... or write.sink=neo4j",
+    )
+
     clean = sub.add_parser(
         "clean", help="remove the unfinished folders that killed runs left behind"
     )
@@ -146,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "load": _load,
             "inspect": _inspect,
             "clean": _clean,
+            "transform": _transform,
         }
         return commands[args.command](args)
     except GraphRecError as exc:
@@ -385,6 +405,21 @@ def _inspect(args: argparse.Namespace) -> int:
         print(json.dumps(next(iter(out.values())) if len(out) == 1 else out, indent=1, default=str))
     else:
         print("\n".join(text))
+    return 0
+
+
+def _transform(args: argparse.Namespace) -> int:
+    from graphrec.transform import transform_run
+
+    result = transform_run(args.run, args.overrides, args.only_new, progress=not args.quiet)
+    m = result.metrics
+    summary = {
+        "nodes": m["nodes"],
+        "recommendations": m["recommendations"],
+        "seconds": {k: round(v, 1) for k, v in m["seconds"].items()},
+    }
+    print(json.dumps(summary, indent=1))
+    print(f"run folder: {result.run_dir}")
     return 0
 
 

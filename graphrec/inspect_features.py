@@ -39,4 +39,6 @@ def format_choices(choices: dict) -> str:
     for ntype, props in choices.items():
         for prop, c in props.items():
             lines.append(f"  {ntype}.{prop}: {c['kind']} ({c['why']})")
+    if len(lines) == 1:
+        lines.append("  nothing: no node type declares a property (the model uses ids alone)")
     return "\n".join(lines)

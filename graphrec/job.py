@@ -21,6 +21,7 @@ from graphrec.environment import environment
 from graphrec.errors import ConfigError, GraphRecError, Interrupted, warn
 from graphrec.graph import Graph
 from graphrec.models import check_model
+from graphrec.models.blend import BlendedModel
 from graphrec.models.registry import RecommenderModel
 from graphrec.outputs import finite_or_null
 from graphrec.pipeline import StageClock, extract_and_build
@@ -135,7 +136,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
         if sinks:
             st["rows_per_s"] = st[sinks[-1]]["rows_per_s"]
             metrics["recommendations"] = {"rows": recs.num_rows, "k": cfg.recommend.k}
-        save_checkpoint(run_dir, model, graph, cfg, result)
+        save_checkpoint(run_dir, model, graph, cfg, result.best_epoch, blend_of(model, result))
         plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
 
     metrics["stages"] = clock.stages
@@ -190,22 +191,38 @@ def _checkpoint_hint(cfg: JobConfig) -> str | None:
 
 
 def save_checkpoint(
-    run_dir: Path, model: RecommenderModel, graph: Graph, cfg: JobConfig, result
+    run_dir: Path,
+    model: RecommenderModel,
+    graph: Graph,
+    cfg: JobConfig,
+    best_epoch: int | None,
+    blend: dict | None = None,
 ) -> None:
-    """``checkpoint.pt`` (weights, config, epoch), ``id_map/<type>.parquet`` (original ids)
-    and ``encoders.json`` (the fitted feature encoders, to encode a later graph alike)."""
+    """``checkpoint.pt`` (weights, config, epoch, the blend's partner and weight),
+    ``id_map/<type>.parquet`` (original ids) and ``encoders.json`` (the fitted feature
+    encoders, to encode a later graph alike): what ``graphrec transform`` starts from."""
     graph.write_id_maps(run_dir)
     (run_dir / "encoders.json").write_text(json.dumps(graph.encoders, indent=1))
     torch.save(
         {
             "model": {k: v.cpu() for k, v in model.state_dict().items()},
             "config": to_dict(cfg),
-            "best_epoch": result.best_epoch,
+            "best_epoch": best_epoch,
+            "blend": blend,
+            "target": list(graph.target),
+            "undirected": graph.undirected,
             "feature_dims": {t: x.shape[1] for t, x in graph.x.items()},
             "num_nodes": graph.num_nodes,
         },
         run_dir / "checkpoint.pt",
     )
+
+
+def blend_of(model: RecommenderModel, result) -> dict | None:
+    """``{"partner", "weight"}`` of a blended model (None: the model alone)."""
+    if not isinstance(model, BlendedModel):
+        return None
+    return {"partner": result.stats["blend"]["partner"], "weight": model.weight}
 
 
 def _default_run_dir(name: str) -> str:

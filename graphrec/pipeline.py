@@ -24,7 +24,7 @@ from graphrec.config import JobConfig
 from graphrec.errors import Interrupted
 from graphrec.graph import EdgeSplit, Graph, all_train, build_graph, split_target
 from graphrec.graph.structural import add_structural
-from graphrec.loaders import extract_cached, make_source
+from graphrec.loaders import GraphTables, extract_cached, make_source
 
 
 class StageClock:
@@ -73,18 +73,7 @@ def extract_and_build(
 ) -> tuple[Graph, EdgeSplit]:
     """Stages 1 and 2: the graph as tensors, and its split (all edges train in final mode)."""
     clock = clock or StageClock()
-    target = cfg.build.target
-    with clock.stage("extract") as st:
-        required = {target: [cfg.build.label]} if cfg.build.label else {}
-        source = make_source(cfg.extract)
-        try:
-            tables, cached = extract_cached(source, required, progress)
-        finally:
-            source.close()
-        st.update(edges=tables.num_edges, from_snapshot=cached)
-        if not cached:
-            st["edges_per_s"] = tables.stats["edges_per_s"]
-
+    tables = extract_tables(cfg, clock, progress)
     with clock.stage("build") as st:
         graph = build_graph(tables, cfg, progress)
         del tables
@@ -99,6 +88,22 @@ def extract_and_build(
             train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)
         )
     return graph, split
+
+
+def extract_tables(cfg: JobConfig, clock: StageClock, progress: bool = True) -> GraphTables:
+    """Stage 1: the configured source's nodes and edges as Arrow tables (or its snapshot)."""
+    target = cfg.build.target
+    with clock.stage("extract") as st:
+        required = {target: [cfg.build.label]} if cfg.build.label else {}
+        source = make_source(cfg.extract)
+        try:
+            tables, cached = extract_cached(source, required, progress)
+        finally:
+            source.close()
+        st.update(edges=tables.num_edges, from_snapshot=cached)
+        if not cached:
+            st["edges_per_s"] = tables.stats["edges_per_s"]
+    return tables
 
 
 def _short(v):

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.config import JobConfig
+from graphrec.config import FeatureSpec, JobConfig
 from graphrec.errors import DataError, warn
 from graphrec.graph import encoders
 from graphrec.graph.features import encode_text
@@ -107,8 +107,14 @@ class Graph:
             pq.write_table(pa.table({"id": ids}), folder / "id_map" / f"{ntype}.parquet")
 
 
-def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> Graph:
-    """Map ids, encode features and collect edge tensors."""
+def build_graph(
+    tables: GraphTables,
+    cfg: JobConfig,
+    progress: bool = True,
+    fitted: dict[str, list[dict]] | None = None,
+) -> Graph:
+    """Map ids, encode features and collect edge tensors; ``fitted``: the encoders of an
+    earlier run (its ``encoders.json``), applied as they are instead of fitted anew."""
     t0 = time.perf_counter()
     ecfg, bcfg = cfg.extract, cfg.build
     # Canonical order (nodes by id, edges by endpoint ids): the same graph read from files or
@@ -161,7 +167,7 @@ def build_graph(tables: GraphTables, cfg: JobConfig, progress: bool = True) -> G
         when = None if when is None else torch.cat([when, when])
 
     t_feat = time.perf_counter()
-    x, states = encode_nodes(tables, bcfg, stats, progress)
+    x, states = encode_nodes(tables, bcfg, stats, progress, fitted)
     stats["feature_seconds"] = time.perf_counter() - t_feat
     stats["feature_dims"] = {t: v.shape[1] for t, v in x.items()}
     stats["seconds"] = time.perf_counter() - t0
@@ -182,23 +188,24 @@ def encode_nodes(
     of an earlier run, applied as they are), concatenated in config order."""
     x: dict[str, torch.Tensor] = {}
     states: dict[str, list[dict]] = {}
-    for ntype, specs in bcfg.features.items():
+    if fitted is None:
+        plan = {t: [(spec, None) for spec in specs] for t, specs in bcfg.features.items()}
+    else:
+        plan = _fitted_plan(fitted, bcfg)
+    for ntype, specs in plan.items():
         parts, kept = [], []
-        given = {st["property"]: st for st in (fitted or {}).get(ntype, [])}
-        for spec in specs:
+        for spec, given in specs:
             where = f"build.features.{ntype}.{spec.property}"
             column = tables.nodes[ntype].column(spec.property)
-            if fitted is None:
+            if given is None:
                 state = encoders.fit(column, spec, where)
                 if state is None:
                     warn(f"{where}: left out ({encoders.choose(column, spec)[1]})")
                     continue
                 if "warning" in state:
                     warn(f"{where}: {state['warning']}")
-            elif spec.property in given:
-                state = given[spec.property]
-            else:  # left out when the run was fitted
-                continue
+            else:
+                state = given
 
             def text(arr, model, spec=spec):
                 return encode_text(arr, replace(spec, model=model), bcfg.cache_dir, stats, progress)
@@ -212,6 +219,16 @@ def encode_nodes(
         t: [f"{s['property']}: {encoders.describe(s)}" for s in v] for t, v in states.items()
     }
     return x, states
+
+
+def _fitted_plan(fitted: dict[str, list[dict]], bcfg) -> dict[str, list[tuple]]:
+    """The fitted encoders in their saved column order, each with its config entry (or a
+    plain one where the config no longer lists it: the run's encoders decide)."""
+    plan = {}
+    for ntype, saved in fitted.items():
+        specs = {s.property: s for s in bcfg.features.get(ntype, [])}
+        plan[ntype] = [(specs.get(st["property"], FeatureSpec(st["property"])), st) for st in saved]
+    return plan
 
 
 def message_graph(

@@ -55,6 +55,16 @@ class BlendedModel(nn.Module):
     def vectors(self, data) -> tuple[Tensor, Tensor]:
         return mix(*self.parts(data), self.weight)
 
+    @torch.no_grad()
+    def vectors_for(self, data, users: Tensor) -> tuple[Tensor, Tensor]:
+        """``vectors`` for the rows ``users`` only (the per-user spreads of those users
+        alone: recommending for a few new users costs their scores, not everyone's)."""
+        parts = []
+        for m in (self.base, self.partner):
+            uv, iv = m.vectors(data)
+            parts.append(standardized(uv[users.to(uv.device)], iv, self.batch_users))
+        return mix(*parts, self.weight)
+
 
 def user_spread(uv: Tensor, iv: Tensor, batch_users: int) -> Tensor:
     """Per user, the standard deviation of its scores over every item (``[U]``)."""

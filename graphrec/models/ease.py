@@ -30,6 +30,7 @@ from graphrec.models.closed_form import (
     dense_items_fit,
     low_weight,
 )
+from graphrec.models.inductive import NewNodes, reindex_square
 from graphrec.models.registry import ModelSpec, register
 
 
@@ -107,4 +108,16 @@ def build_ease(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> EASE:
     )  # fmt: skip
 
 
-register(ModelSpec("ease", build_ease, batches="closed_form", losses=(), check=check_closed_form))
+def embed_new_ease(model: EASE, state: dict, nodes: NewNodes, data) -> None:
+    """Users are their histories (nothing to embed); a new item has no row or column of
+    ``B`` (zero weights) and is left out of the rankings."""
+    model.b = reindex_square(state["b"], nodes.rows[model.target[2]])  # sized as fitted
+    model.load_state_dict({**state, "b": model.b})
+
+
+register(
+    ModelSpec(
+        "ease", build_ease, batches="closed_form", losses=(), check=check_closed_form,
+        embed_new=embed_new_ease, new_items=False,
+    )
+)  # fmt: skip

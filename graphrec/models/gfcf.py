@@ -36,6 +36,7 @@ from graphrec.models.closed_form import (
     dense_users_fit,
     low_weight,
 )
+from graphrec.models.inductive import NewNodes, reindex, reindex_square
 from graphrec.models.registry import ModelSpec, register
 
 
@@ -114,4 +115,23 @@ def build_gfcf(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> GFCF:
     )  # fmt: skip
 
 
-register(ModelSpec("gfcf", build_gfcf, batches="closed_form", losses=(), check=check_closed_form))
+def embed_new_gfcf(model: GFCF, state: dict, nodes: NewNodes, data) -> None:
+    """Users are their histories; a new item has zero rows in the filters and is left out
+    of the rankings. The trained filter's form (linear part or not) is kept."""
+    rows = nodes.rows[model.target[2]]
+    state = dict(state)
+    state["item_item"] = reindex_square(state["item_item"], rows)
+    for key in ("v_in", "v_out"):
+        state[key] = reindex(state[key], rows, 0.0)
+    model.linear = state["item_item"].numel() > 0
+    for key in ("item_item", "v_in", "v_out"):  # buffers sized as fitted
+        setattr(model, key, state[key])
+    model.load_state_dict(state)
+
+
+register(
+    ModelSpec(
+        "gfcf", build_gfcf, batches="closed_form", losses=(), check=check_closed_form,
+        embed_new=embed_new_gfcf, new_items=False,
+    )
+)  # fmt: skip

@@ -30,6 +30,7 @@ from torch_geometric.nn import LightGCN
 from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph, label_weights
 from graphrec.graph.split import EdgeSplit
+from graphrec.models.inductive import NewNodes, reindex
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 
 
@@ -145,6 +146,30 @@ def build_lightgcn(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> LightGCNRe
     )
 
 
+@torch.no_grad()
+def embed_new_lightgcn(model: LightGCNRecommender, state: dict, nodes: NewNodes, data) -> None:
+    """Fold-in: a new node's layer-0 embedding is one propagation step of the trained
+    layer-0 vectors over the later graph (the normalized sum of its neighbours' embeddings,
+    an item's content features included), then it propagates like every node. A new item
+    with no edges is its content features alone."""
+    user, item = model.user, model.item
+    w = state["net.embedding.weight"]
+    n_users = nodes.trained[user]
+    emb = torch.cat([
+        reindex(w[:n_users], nodes.rows[user], 0.0), reindex(w[n_users:], nodes.rows[item], 0.0)
+    ])  # fmt: skip
+    model.load_state_dict({**state, "net.embedding.weight": emb})
+    new = torch.cat([nodes.new(user), nodes.new(item)]).to(model.device)
+    if not new.any():
+        return
+    x = model.net.embedding.weight
+    if model.inp is not None:
+        feats = model.inp(data[item].x.to(x.device).float())
+        x = torch.cat([x[: model.num_users], x[model.num_users :] + feats])
+    folded = model._graph(data) @ x
+    model.net.embedding.weight[new] = folded[new]
+
+
 register(
     ModelSpec(
         "lightgcn",
@@ -153,5 +178,6 @@ register(
         losses=LINK_LOSSES,
         options=("low_label_weight",),
         check=ranks_items,
+        embed_new=embed_new_lightgcn,
     )
 )

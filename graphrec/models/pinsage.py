@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
+from graphrec.models.inductive import NewNodes, mean_of_neighbours, reindex
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, num_layers, ranks_items, register
 from graphrec.samplers.random_walk import item_neighbourhoods
 
@@ -152,6 +153,33 @@ def build_pinsage(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> PinSageReco
     )
 
 
+@torch.no_grad()
+def embed_new_pinsage(model: PinSageRecommender, state: dict, nodes: NewNodes, data) -> None:
+    """A new item: the trained items' mean id embedding and bias, its content features and
+    its random-walk neighbourhood over the later graph through the trained layers. A new
+    user: the mean of its items' final vectors, scaled to the trained users' median norm
+    (a user without items scores by the item bias alone: popularity)."""
+    user, item = model.user, model.item
+    state = dict(state)
+    trained_users = state["user_emb.weight"]
+    state["user_emb.weight"] = reindex(trained_users, nodes.rows[user], 0.0)
+    state["item_emb.weight"] = reindex(state["item_emb.weight"], nodes.rows[item])
+    state["item_bias.weight"] = reindex(state["item_bias.weight"], nodes.rows[item])
+    model.load_state_dict(state)
+    new = nodes.new(user).to(model.device)
+    if not new.any():
+        return
+    was = model.training
+    model.eval()
+    z = model.items(data, torch.arange(model.num_items, device=model.device))
+    model.train(was)
+    ei = data[model.target].edge_index.to(model.device)
+    mean, count = mean_of_neighbours(z, ei[0], ei[1], model.num_users)
+    norm = trained_users.norm(dim=1).median().to(mean.device) if len(trained_users) else 1.0
+    folded = torch.nn.functional.normalize(mean, dim=1) * norm
+    model.user_emb.weight[new] = torch.where((count > 0)[new].unsqueeze(1), folded[new], 0.0)
+
+
 register(
     ModelSpec(
         "pinsage",
@@ -160,5 +188,6 @@ register(
         losses=LINK_LOSSES,
         options=("hard_negatives",),
         check=ranks_items,
+        embed_new=embed_new_pinsage,
     )
 )

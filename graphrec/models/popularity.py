@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from graphrec.config import JobConfig
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
+from graphrec.models.inductive import NewNodes, reindex
 from graphrec.models.registry import LINK_LOSSES, ModelSpec, ranks_items, register
 
 
@@ -53,6 +54,15 @@ def build_popularity(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Populari
     )
 
 
+def embed_new_popularity(model: PopularityModel, state: dict, nodes: NewNodes, data) -> None:
+    """Every user ranks alike; a new item has no learned popularity and is left out."""
+    rows = nodes.rows[model.item]
+    model.load_state_dict({**state, "bias.weight": reindex(state["bias.weight"], rows)})
+
+
 register(
-    ModelSpec("popularity", build_popularity, batches="user", losses=LINK_LOSSES, check=ranks_items)
-)
+    ModelSpec(
+        "popularity", build_popularity, batches="user", losses=LINK_LOSSES, check=ranks_items,
+        embed_new=embed_new_popularity, new_items=False,
+    )
+)  # fmt: skip

@@ -11,6 +11,7 @@ from graphrec.config import JobConfig, ModelConfig
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models.decoders import DotDecoder
+from graphrec.models.inductive import NewNodes, reindex
 from graphrec.models.registry import RATING_LOSSES, ModelSpec, num_layers, register
 from graphrec.models.sage import HeteroSAGE
 
@@ -118,6 +119,23 @@ def build_sage(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Recommender:
     )
 
 
+def embed_new_sage(model: Recommender, state: dict, nodes: NewNodes, data) -> None:
+    """GraphSAGE is inductive: a new node's id embedding and bias are the trained rows'
+    means (the neutral default), and its vector comes from its features and its
+    neighbours through the trained layers, as every node's does."""
+    state = dict(state)
+    for ntype, rows in nodes.rows.items():
+        key = f"encoder.embedding.{ntype}.weight"
+        if key in state:
+            state[key] = reindex(state[key], rows)
+    for key, ntype in (
+        ("decoder.user_bias.weight", model.user),
+        ("decoder.item_bias.weight", model.item),
+    ):
+        state[key] = reindex(state[key], nodes.rows[ntype])
+    model.load_state_dict(state)
+
+
 register(
     ModelSpec(
         "sage",
@@ -125,5 +143,6 @@ register(
         batches="neighbor",
         losses=(*RATING_LOSSES, "bce", "bpr"),
         options=("disjoint_ratio",),
+        embed_new=embed_new_sage,
     )
 )

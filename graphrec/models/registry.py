@@ -66,8 +66,14 @@ class ModelSpec:
     check: Callable[[JobConfig], None] | None = None
     """Its own config checks (raise :class:`ConfigError`)."""
     embed_new: Callable | None = None
-    """How it embeds a node it never saw (None: it cannot; an id-embedding model needs
-    retraining for new nodes)."""
+    """``embed_new(model, state, nodes, data)``: load the trained ``state`` into ``model``
+    (built for a later graph) with each known node's rows moved to its new position and
+    every new node embedded by the model's rule, no gradient step
+    (:mod:`graphrec.models.inductive`; ``nodes``: a ``NewNodes``, ``data``: the later
+    graph's full message graph). None: the model cannot embed new nodes."""
+    new_items: bool = True
+    """Whether it can score an item it never saw (False: new items are left out of its
+    rankings until it is retrained; new users are scored either way)."""
 
 
 MODELS: dict[str, ModelSpec] = {}

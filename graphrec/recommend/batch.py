@@ -14,38 +14,61 @@ from graphrec.ranking.topk import topk_unseen
 
 
 def recommend_all(
-    model: RecommenderModel, graph: Graph, cfg: JobConfig, progress: bool = False
+    model: RecommenderModel,
+    graph: Graph,
+    cfg: JobConfig,
+    progress: bool = False,
+    users: torch.Tensor | None = None,
+    items: torch.Tensor | None = None,
 ) -> pa.Table:
     """``recommend.k`` items per user that the user has no edge to, best first, as an Arrow
     table ``(user_id, item_id, rank, score)`` with the original ids. A user with fewer than
     k unseen items gets fewer rows; a non-finite score is an error and nothing is returned.
+    ``users``, ``items``: only these users get recommendations, only these items are ranked
+    (ascending ids; default all).
     """
     ei = graph.target_index
-    n_users = graph.num_nodes[graph.user_type]
+    n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
     data = message_graph(graph, None, cfg.build.reverse_edges).to(model.device)
-    uv, iv = model.vectors(data)
-    own = torch.arange(n_users) if graph.same_type else None  # friends: not oneself
-    exclude = to_csr(ei[0], ei[1], n_users, own)  # every item the user already has an edge to
+    subset = users is not None and len(users) < n_users
+    if subset and hasattr(model, "vectors_for"):  # only these users' rows are computed
+        uv, iv = model.vectors_for(data, users)
+    else:
+        uv, iv = model.vectors(data)
+        if subset:
+            uv = uv[users.to(uv.device)]
+    users = torch.arange(n_users) if users is None else users
+    items = torch.arange(n_items) if items is None else items
+    u, i = ei[0], ei[1]  # every item the user already has an edge to
+    if graph.same_type:  # friends: not oneself
+        u, i = torch.cat([u, torch.arange(n_users)]), torch.cat([i, torch.arange(n_users)])
+    row = torch.full((n_users,), -1, dtype=torch.long)
+    row[users] = torch.arange(len(users))
+    col = torch.full((n_items,), -1, dtype=torch.long)
+    col[items] = torch.arange(len(items))
+    keep = (row[u] >= 0) & (col[i] >= 0)
+    exclude = to_csr(row[u[keep]], col[i[keep]], len(users))
+    if len(items) < n_items:
+        iv = iv[items.to(iv.device)]
     k = cfg.recommend.k
-    items, scores = topk_unseen(
-        uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend"
-    )
-    users = torch.arange(n_users).repeat_interleave(k)
-    ranks = torch.arange(1, k + 1).repeat(n_users)
-    items, scores = items.flatten(), scores.flatten()
-    keep = items >= 0
-    users, ranks, items, scores = users[keep], ranks[keep], items[keep], scores[keep]
+    top, scores = topk_unseen(uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend")
+    who = users.repeat_interleave(k)
+    ranks = torch.arange(1, k + 1).repeat(len(users))
+    top, scores = top.flatten(), scores.flatten()
+    keep = top >= 0
+    who, ranks, top, scores = who[keep], ranks[keep], top[keep], scores[keep]
+    found = items[top]
     bad = ~torch.isfinite(scores)
     if bad.any():
-        first = graph.node_ids[graph.user_type][int(users[bad][0])].as_py()
+        first = graph.node_ids[graph.user_type][int(who[bad][0])].as_py()
         raise RunError(
             f"recommend: {int(bad.sum())} of {len(scores)} scores are not finite (first for "
             f"user {first!r}): the model diverged; nothing was written"
         )
     return pa.table(
         {
-            "user_id": graph.node_ids[graph.user_type].take(pa.array(users.numpy())),
-            "item_id": graph.node_ids[graph.item_type].take(pa.array(items.numpy())),
+            "user_id": graph.node_ids[graph.user_type].take(pa.array(who.numpy())),
+            "item_id": graph.node_ids[graph.item_type].take(pa.array(found.numpy())),
             "rank": pa.array(ranks.numpy().astype("int32")),
             "score": pa.array(scores.numpy().astype("float32")),
         }

@@ -28,3 +28,13 @@ def test_inspect_prints_what_auto_would_choose_for_each_property(tiny_root, tmp_
     assert main(["inspect", "--config", str(path), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["movie"]["genres"]["kind"] == "multi_hot" and "user" not in got
+
+
+def test_inspect_says_so_when_no_node_has_a_property(tiny_root, tmp_path, capsys):
+    data = tiny_config_dict(tiny_root, tmp_path)
+    data["extract"]["nodes"]["movie"]["properties"] = {}
+    data["build"]["features"] = {}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["inspect", "--config", str(path)]) == 0
+    assert "nothing: no node type declares a property" in capsys.readouterr().out

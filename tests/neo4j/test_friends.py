@@ -12,6 +12,7 @@ from graphrec.job import run_job
 from graphrec.loaders import extract
 from graphrec.loaders.files import FileSource
 from graphrec.loaders.neo4j_load import load_graph
+from graphrec.transform import transform_run
 from tests.conftest import make_config
 from tests.graph.test_undirected import friends_config, write_friends
 
@@ -57,6 +58,28 @@ def test_friends_from_neo4j_and_back(neo4j_cfg, neo4j_driver, tmp_path):
         with neo4j_driver.session() as s:
             total = s.run("MATCH (:Person)-[r:RECOMMENDED]->(:Person) RETURN count(r) AS c")
             assert total.single()["c"] == 30 * k  # the rerun replaced, never duplicated
+        # two people join after training, each with friends: transform reads the database
+        # as it is now, embeds them with the trained model and writes theirs back
+        with neo4j_driver.session() as s:
+            s.run(
+                "UNWIND [[100, [0, 2, 4]], [101, [11, 13, 100]]] AS row "
+                "MERGE (p:Person {personId: row[0]}) WITH p, row "
+                "UNWIND row[1] AS f MATCH (q:Person {personId: f}) MERGE (p)-[:FRIEND]->(q)"
+            ).consume()
+        out = transform_run(
+            tmp_path / "run", [f"write.run_dir={tmp_path / 't'}"], only_new=True, progress=False
+        )
+        assert out.metrics["nodes"]["person"] == {"known": 30, "new": 2, "gone": 0}
+        with neo4j_driver.session() as s:
+            new = s.run(
+                "MATCH (p:Person)-[r:RECOMMENDED]->(q:Person) WHERE p.personId >= 100 "
+                "RETURN p.personId AS p, collect(q.personId) AS qs ORDER BY p"
+            ).data()
+            assert [(r["p"], len(r["qs"])) for r in new] == [(100, k), (101, k)]
+            assert not {0, 2, 4, 100} & set(new[0]["qs"])  # not a friend, not oneself
+            assert not {11, 13, 100, 101} & set(new[1]["qs"])
+            total = s.run("MATCH (:Person)-[r:RECOMMENDED]->(:Person) RETURN count(r) AS c")
+            assert total.single()["c"] == 32 * k  # the others' recommendations untouched
     finally:  # leave the database as the other Neo4j tests expect it: no Person at all
         with neo4j_driver.session() as s:
             s.run("MATCH (n:Person) DETACH DELETE n").consume()
