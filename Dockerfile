@@ -37,4 +37,7 @@ RUN pip install --no-deps -e . && python -c "import graphrec, ray, torch_geometr
 # Ray's images run as a non-root user; KubeRay starts `ray start` through the pod command.
 RUN useradd --create-home --uid 1000 ray && chown -R ray /app
 USER ray
+EXPOSE 8000
+# the trainer runs through the RayJob's entrypoint; k8s/serve.yaml runs
+# `graphrec serve RUN_DIR --host 0.0.0.0 --port 8000`
 CMD ["graphrec", "--help"]

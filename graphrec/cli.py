@@ -133,6 +133,22 @@ def main(argv: list[str] | None = None) -> int:
         help="changes to the run's config, e.g. extract.root=... or write.sink=neo4j",
     )
 
+    srv = sub.add_parser("serve", help="top-k recommendations over HTTP from a run folder's model")
+    srv.add_argument("run", type=Path, help="the run folder of graphrec run / train / transform")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument(
+        "--max-k", type=int, default=100, help="largest k a request may ask for (precomputed)"
+    )
+    srv.add_argument(
+        "--unknown",
+        choices=["404", "popularity"],
+        default="404",
+        help="a user not in the graph: 404, or the most popular items with a fallback flag",
+    )
+    srv.add_argument("--quiet", action="store_true")
+    srv.add_argument("overrides", nargs="*", metavar="key.path=value")
+
     clean = sub.add_parser(
         "clean", help="remove the unfinished folders that killed runs left behind"
     )
@@ -166,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             "inspect": _inspect,
             "clean": _clean,
             "transform": _transform,
+            "serve": _serve,
         }
         return commands[args.command](args)
     except GraphRecError as exc:
@@ -420,6 +437,22 @@ def _transform(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=1))
     print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from graphrec.errors import ConfigError
+    from graphrec.serve.app import serve
+    from graphrec.transform import read_run, run_config
+
+    if not 1 <= args.max_k <= 10_000:
+        raise ConfigError(f"--max-k={args.max_k}: must be from 1 to 10000")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port={args.port}: must be from 0 to 65535")
+    run_config(read_run(args.run), args.overrides)  # a bad folder or override fails here
+    if not args.quiet:
+        print(f"serving {args.run} on http://{args.host}:{args.port}", flush=True)
+    serve(args.run, args.host, args.port, args.overrides, args.max_k, args.unknown)
     return 0
 
 

@@ -59,11 +59,22 @@ class BlendedModel(nn.Module):
     def vectors_for(self, data, users: Tensor) -> tuple[Tensor, Tensor]:
         """``vectors`` for the rows ``users`` only (the per-user spreads of those users
         alone: recommending for a few new users costs their scores, not everyone's)."""
+        return mix(*self._parts_for(data, users), self.weight)
+
+    @torch.no_grad()
+    def scores_for(self, data, users: Tensor) -> Tensor:
+        """``[len(users), I]`` blended scores of ``users``, without concatenating the two
+        item matrices (a copy of both per call)."""
+        (ub, ib), (up, ip) = self._parts_for(data, users)
+        w = self.weight
+        return (1 - w) * (ub @ ib.t()) + w * (up @ ip.t())
+
+    def _parts_for(self, data, users: Tensor):
         parts = []
         for m in (self.base, self.partner):
             uv, iv = m.vectors(data)
             parts.append(standardized(uv[users.to(uv.device)], iv, self.batch_users))
-        return mix(*parts, self.weight)
+        return parts
 
 
 def user_spread(uv: Tensor, iv: Tensor, batch_users: int) -> Tensor:

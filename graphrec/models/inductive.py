@@ -44,6 +44,8 @@ class NewNodes:
 def reindex(old: Tensor, rows: Tensor, fill: Tensor | float | None = None) -> Tensor:
     """``old``'s rows at their new positions (``rows``: trained row per new row, -1 new);
     new rows get ``fill`` (None: the mean of the trained rows, a neutral default)."""
+    if _identity(rows, len(old)):
+        return old
     known = rows >= 0
     out = old.new_empty((len(rows), *old.shape[1:]))
     out[known] = old[rows[known]]
@@ -56,13 +58,18 @@ def reindex(old: Tensor, rows: Tensor, fill: Tensor | float | None = None) -> Te
 def reindex_square(old: Tensor, rows: Tensor) -> Tensor:
     """An ``items x items`` matrix with rows and columns moved; new items' rows and columns
     zero (no weight to or from an item the model never saw)."""
-    out = old.new_zeros((len(rows), len(rows)))
-    if old.numel() == 0:
+    if old.numel() == 0 or _identity(rows, len(old)):
         return old
+    out = old.new_zeros((len(rows), len(rows)))
     pos = torch.nonzero(rows >= 0).squeeze(1)
     src = rows[pos]
     out[pos.unsqueeze(1), pos.unsqueeze(0)] = old[src.unsqueeze(1), src.unsqueeze(0)]
     return out
+
+
+def _identity(rows: Tensor, n: int) -> bool:
+    """Every row where it was and none new (no copy needed)."""
+    return len(rows) == n and bool((rows == torch.arange(n, device=rows.device)).all())
 
 
 def mean_of_neighbours(

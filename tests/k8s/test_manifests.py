@@ -162,3 +162,43 @@ def test_manifests_use_the_image_the_dockerfile_builds():
         manifest = yaml.safe_load(text)
         spec = manifest["spec"].get("rayClusterSpec", manifest["spec"])
         assert spec["rayVersion"] in (ROOT / "pyproject.toml").read_text()
+
+
+def test_serve_deployment_runs_a_valid_serve_command_behind_its_probes(monkeypatch):
+    """k8s/serve.yaml (a Deployment + Service; no CRD to validate against): the command
+    parses as ``graphrec serve`` does, the probes hit the endpoints the server has, on the
+    port it listens on, and the Service routes to that port."""
+    import argparse
+
+    from graphrec import cli
+    from graphrec.serve.app import create_app
+
+    deployment, service = yaml.safe_load_all((ROOT / "k8s/serve.yaml").read_text())
+    assert (deployment["kind"], service["kind"]) == ("Deployment", "Service")
+    pod = deployment["spec"]["template"]
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    )
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    parsed = {}
+
+    def capture(args: argparse.Namespace) -> int:
+        parsed["args"] = args
+        return 0
+
+    monkeypatch.setattr(cli, "_serve", capture)
+    assert cli.main(container["command"][1:]) == 0
+    args = parsed["args"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.host == "0.0.0.0" and ports["http"] == args.port
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    routes = {r.path for r in create_app(args.run).routes}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in routes and get["port"] == "http"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    env = {e["name"] for e in container["env"]}
+    assert "NEO4J_PASSWORD" in env  # the run's source is read again at load
+    assert container["image"] in (ROOT / "Dockerfile").read_text()
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] in routes

@@ -1,0 +1,2 @@
+"""Online recommendations: ``graphrec serve RUN_DIR`` (:mod:`graphrec.serve.app`) over a
+run folder's model held in memory (:mod:`graphrec.serve.model`)."""

@@ -1,0 +1,277 @@
+"""What the server holds: a run folder's model on the graph as it is now, ready to answer.
+
+:class:`ServedModel` loads like ``graphrec transform`` (the run's config and encoders, the
+source re-extracted, every node matched to its trained row and new ones embedded), then
+computes every user's and item's vectors once and every known user's top ``max_k`` unseen
+items in one batched pass: a known user's request is a lookup. A node that is not in the
+graph (``POST /recommendations``) is added to a copy of the graph with its edges and
+properties, embedded by the model's ``embed_new`` rule, and scored against every item,
+its own neighbours (and itself) excluded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+
+from graphrec.config import JobConfig
+from graphrec.graph import Graph, all_train
+from graphrec.graph.csr import to_csr
+from graphrec.graph.hetero import encode_nodes, message_graph
+from graphrec.loaders import GraphTables
+from graphrec.models.blend import BlendedModel
+from graphrec.models.inductive import NewNodes
+from graphrec.models.registry import model_spec
+from graphrec.pipeline import StageClock, extract_tables
+from graphrec.ranking.topk import topk_unseen
+from graphrec.transform import (
+    TrainedRun,
+    check_graph,
+    check_source,
+    match_ids,
+    read_run,
+    rebuild,
+    run_config,
+)
+
+
+class BadRequest(ValueError):
+    """A request the server cannot answer: ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.field, self.status = field, status
+
+
+@dataclasses.dataclass
+class Answer:
+    items: list
+    scores: list[float]
+    fallback: str | None = None
+
+
+class ServedModel:
+    """A run folder's model, every known user's top ``max_k`` precomputed."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        overrides: list[str] | tuple[str, ...] = (),
+        max_k: int = 100,
+        progress: bool = False,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.run: TrainedRun = read_run(run_dir)
+        self.cfg: JobConfig = run_config(self.run, overrides)
+        self.max_k = max_k
+        tables = extract_tables(self.cfg, StageClock(), progress)
+        check_source(self.run, self.cfg, tables)
+        from graphrec.graph import build_graph
+
+        self.graph: Graph = build_graph(tables, self.cfg, progress, fitted=self.run.encoders)
+        check_graph(self.run, self.graph)
+        self.nodes = match_ids(self.run, self.graph)
+        self.model, self.new_items = rebuild(self.run, self.cfg, self.graph, self.nodes)
+        g = self.graph
+        self.user, self.item = g.user_type, g.item_type
+        self.n_users, self.n_items = g.num_nodes[self.user], g.num_nodes[self.item]
+        self.user_row = {v: n for n, v in enumerate(g.node_ids[self.user].to_pylist())}
+        self.item_ids = g.node_ids[self.item].to_pylist()
+        self.item_row = {v: n for n, v in enumerate(self.item_ids)}
+        data = message_graph(g, None, self.cfg.build.reverse_edges)
+        self.user_vectors, self.item_vectors = self.model.vectors(data.to(self.model.device))
+        ei = g.target_index
+        blocked = self.nodes.new(self.item) if not self.new_items else None
+        self.blocked = blocked if blocked is not None and blocked.any() else None
+        self.top, self.top_scores = self._rank_known(ei)
+        pop = torch.bincount(ei[1], minlength=self.n_items).float()
+        self.popular = torch.argsort(-pop, stable=True)[:max_k]
+        self.lock = threading.Lock()  # new-node requests build on one shared graph
+        self.seconds = time.perf_counter() - t0
+
+    @property
+    def name(self) -> str:
+        return self.run.folder.name
+
+    def _rank_known(self, ei: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every known user's top ``max_k`` unseen items (items it cannot score left out)."""
+        u, i = ei[0], ei[1]
+        if self.graph.same_type:  # nobody is recommended to themselves
+            u = torch.cat([u, torch.arange(self.n_users)])
+            i = torch.cat([i, torch.arange(self.n_users)])
+        allowed = torch.arange(self.n_items)
+        if self.blocked is not None:
+            allowed = torch.nonzero(~self.blocked).squeeze(1)
+        col = torch.full((self.n_items,), -1, dtype=torch.long)
+        col[allowed] = torch.arange(len(allowed))
+        keep = col[i] >= 0
+        exclude = to_csr(u[keep], col[i[keep]], self.n_users)
+        iv = self.item_vectors if self.blocked is None else self.item_vectors[allowed]
+        k = min(self.max_k, len(allowed))
+        top, scores = topk_unseen(self.user_vectors, iv, exclude, k, self.cfg.recommend.batch_users)
+        return torch.where(top >= 0, allowed[top.clamp(min=0)], -1), scores
+
+    def known(self, user, k: int) -> Answer | None:
+        """Top ``k`` for a user of the graph (None: not in it)."""
+        row = self.user_row.get(user)
+        if row is None:
+            return None
+        items, scores = self.top[row, :k], self.top_scores[row, :k]
+        keep = items >= 0
+        return Answer([self.item_ids[i] for i in items[keep].tolist()], scores[keep].tolist())
+
+    def popularity(self, k: int) -> Answer:
+        items = self.popular[:k].tolist()
+        return Answer([self.item_ids[i] for i in items], [None] * len(items), "popularity")
+
+    def new_node(self, neighbours: list, ratings: list | None, properties: dict, k: int) -> Answer:
+        """Top ``k`` for a node not in the graph, from its edges to ``neighbours`` (items,
+        or people for friends) and its ``properties``, embedded by the model's rule."""
+        rows = []
+        for n, v in enumerate(neighbours):
+            r = self.item_row.get(v)
+            if r is None:
+                raise BadRequest(f"items[{n}]", f"{self.item} {v!r} is not in the graph")
+            rows.append(r)
+        if ratings is not None and len(ratings) != len(rows):
+            raise BadRequest("ratings", f"{len(ratings)} ratings for {len(rows)} items")
+        with self.lock:
+            graph, nodes = self._with_node(rows, ratings, properties)
+            model = self._embed(graph, nodes)
+            data = message_graph(graph, None, self.cfg.build.reverse_edges).to(model.device)
+            me = torch.tensor([graph.num_nodes[self.user] - 1])
+            with torch.no_grad():
+                if isinstance(model, BlendedModel):
+                    scores = model.scores_for(data, me).squeeze(0).float().cpu()
+                else:
+                    uv, iv = model.vectors(data)
+                    scores = (uv[me.to(uv.device)].float() @ iv.float().t()).squeeze(0).cpu()
+        seen = torch.tensor(sorted(set(rows)), dtype=torch.long)
+        if graph.same_type:
+            seen = torch.cat([seen, me])
+        n_items = graph.num_nodes[self.item]
+        scores[seen] = float("-inf")
+        if self.blocked is not None:
+            scores[: self.n_items][self.blocked] = float("-inf")
+        k = min(k, n_items)
+        val, idx = torch.topk(scores, k)
+        keep = torch.isfinite(val)
+        ids = graph.node_ids[self.item]
+        return Answer([ids[i].as_py() for i in idx[keep].tolist()], val[keep].tolist())
+
+    def _with_node(self, rows: list[int], ratings, properties: dict) -> tuple[Graph, NewNodes]:
+        """A copy of the graph with one more user (its target edges, encoded properties)."""
+        g, user = self.graph, self.user
+        ids = g.node_ids[user]
+        new_id = _fresh_id(ids)
+        node_ids = dict(g.node_ids)
+        node_ids[user] = pa.concat_arrays([ids, pa.array([new_id], type=ids.type)])
+        me = len(ids)
+        x = dict(g.x)
+        if user in self.run.encoders:
+            x[user] = torch.cat([g.x[user], self._encode(properties)])
+        elif properties:
+            raise BadRequest("properties", f"the model reads no property of {user}")
+        dst = torch.tensor(rows, dtype=torch.long)
+        new = torch.stack([torch.full_like(dst, me), dst])
+        ei = g.target_index
+        label, when = g.label, g.time
+        if label is not None:
+            given = (
+                ratings
+                if ratings is not None
+                else [self.cfg.evaluate.positive_threshold] * len(rows)
+            )
+            extra = torch.tensor(given, dtype=label.dtype)
+        if g.undirected:
+            p = g.num_pairs
+            ei = torch.cat([ei[:, :p], new, ei[:, p:], new.flip(0)], 1)
+            if label is not None:
+                label = torch.cat([label[:p], extra, label[p:], extra])
+            if when is not None:
+                stamp = torch.full((len(rows),), int(when.max()), dtype=when.dtype)
+                when = torch.cat([when[:p], stamp, when[p:], stamp])
+        else:
+            ei = torch.cat([ei, new], 1)
+            if label is not None:
+                label = torch.cat([label, extra])
+            if when is not None:
+                when = torch.cat(
+                    [when, torch.full((len(rows),), int(when.max()), dtype=when.dtype)]
+                )
+        edge_index = dict(g.edge_index)
+        edge_index[g.target] = ei
+        graph = dataclasses.replace(
+            g, node_ids=node_ids, x=x, edge_index=edge_index, label=label, time=when
+        )
+        rows_of = {t: torch.arange(n) for t, n in g.num_nodes.items()}
+        rows_of[user] = torch.cat([torch.arange(me), torch.tensor([-1])])
+        return graph, NewNodes(rows_of, dict(g.num_nodes))
+
+    def _encode(self, properties: dict) -> torch.Tensor:
+        states = self.run.encoders[self.user]
+        names = {st["property"] for st in states}
+        unknown = sorted(set(properties) - names)
+        if unknown:
+            raise BadRequest(
+                f"properties.{unknown[0]}",
+                f"{self.user} has no encoded property {unknown[0]!r} "
+                f"(have: {', '.join(sorted(names))})",
+            )
+        columns = {}
+        for st in states:
+            value = properties.get(st["property"])
+            try:
+                columns[st["property"]] = pa.array([value])
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise BadRequest(f"properties.{st['property']}", str(exc)) from None
+        tables = GraphTables(nodes={self.user: pa.table(columns)})
+        try:
+            x, _ = encode_nodes(tables, self.cfg.build, {}, False, fitted={self.user: states})
+        except Exception as exc:  # a value the fitted encoder cannot read
+            raise BadRequest("properties", str(exc).splitlines()[0]) from None
+        return x[self.user]
+
+    def _embed(self, graph: Graph, nodes: NewNodes):
+        """The served model extended to ``graph`` by its own rule (known rows shared)."""
+        split = all_train(graph.target_index.shape[1])
+        data = message_graph(graph, None, self.cfg.build.reverse_edges)
+        state = self.model.state_dict()
+        blend = self.run.checkpoint.get("blend")
+
+        def one(name: str, part: dict):
+            spec = model_spec(name)
+            mcfg = dataclasses.replace(
+                self.cfg, model=dataclasses.replace(self.cfg.model, name=name)
+            )
+            m = spec.build(graph, split, mcfg)
+            spec.embed_new(m, part, nodes, data)
+            return m
+
+        if blend is None:
+            model = one(self.cfg.model.name, state)
+        else:
+            base = one(self.cfg.model.name, _part(state, "base."))
+            partner = one(blend["partner"], _part(state, "partner."))
+            model = BlendedModel(base, partner, blend["weight"], self.cfg.evaluate.batch_users)
+        return model.eval().to(self.model.device)
+
+
+def _part(state: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _fresh_id(ids: pa.Array):
+    """An id of ``ids``' type that no node has (the request's node is anonymous)."""
+    if pa.types.is_integer(ids.type):
+        return (max(ids.to_pylist()) if len(ids) else 0) + 1
+    taken = set(ids.to_pylist())
+    n = 0
+    while f"__new_{n}" in taken:
+        n += 1
+    return f"__new_{n}"
