@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--quiet", action="store_true")
 
     load = sub.add_parser(
-        "load", help="bulk-load the config's files into its database (Neo4j or ArangoDB)"
+        "load", help="bulk-load the config's files into its database (Neo4j, ArangoDB, Gremlin)"
     )
     load.add_argument("--config", type=Path, required=True)
     load.add_argument("--batch-rows", type=int, default=10_000)
@@ -363,6 +363,15 @@ def _load(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     files = dataclasses.replace(cfg.extract, source="files")
+    if cfg.extract.source == "gremlin":
+        from graphrec.loaders.gremlin_load import load_graph as load_gremlin
+
+        tables = extract(FileSource(files), progress=not args.quiet)
+        stats = load_gremlin(
+            tables, cfg.extract, cfg.extract.gremlin, args.batch_rows, args.replace
+        )
+        print(json.dumps(stats, indent=1))
+        return 0
     if cfg.extract.source == "arango":
         from graphrec.loaders.arango_load import load_graph as load_arango
 
@@ -395,7 +404,13 @@ def _inspect(args: argparse.Namespace) -> int:
     job = load_config(args.config, args.overrides) if args.config else None
     out: dict = {}
     text: list[str] = []
-    if job is not None and job.extract.source == "arango":
+    if job is not None and job.extract.source == "gremlin":
+        from graphrec.inspect_gremlin import format_inspection as fmt_gremlin
+        from graphrec.inspect_gremlin import inspect_gremlin
+
+        out["gremlin"] = inspect_gremlin(job.extract.gremlin)
+        text.append(fmt_gremlin(out["gremlin"]))
+    elif job is not None and job.extract.source == "arango":
         from graphrec.inspect_arango import format_inspection as fmt
         from graphrec.inspect_arango import inspect_arango
 

@@ -179,6 +179,44 @@ class ArangoConfig:
 
 
 @dataclass
+class GremlinConfig:
+    """How to reach an Apache TinkerPop Gremlin Server (source, sink and ``graphrec load``):
+    Gremlin Server with TinkerGraph or JanusGraph, Amazon Neptune, Cosmos DB's Gremlin API.
+    A node type's vertex label is its ``label`` (default: the type's name), an edge type's
+    edge label its ``type``. The password never lives in YAML."""
+
+    url: str = "ws://127.0.0.1:8182/gremlin"
+    """ws:// or wss:// endpoint."""
+    traversal_source: str = "g"
+    """The traversal source the server binds."""
+    username: str | None = None
+    """User name (None: no authentication)."""
+    password_env: str = "GREMLIN_PASSWORD"
+    """Environment variable holding the password (read only with a username)."""
+    password_file: str | None = None
+    """File holding the password (a mounted Kubernetes Secret); read when set."""
+    fetch_rows: int = 10_000
+    """Results per response frame while extracting (the memory of one read)."""
+    timeout_s: float = 120.0
+    """Seconds one request may take before it is an error."""
+
+    def __post_init__(self) -> None:
+        url = str(self.url or "")
+        if url.split("://", 1)[0].lower() not in ("ws", "wss") or "://" not in url:
+            raise ConfigError(
+                f"gremlin url {redact_uri(url)!r}: the scheme must be ws:// or wss://"
+            )
+        if has_userinfo(url):
+            raise ConfigError(
+                f"gremlin url {redact_uri(url)!r}: user and password do not belong in the URL; "
+                f"set gremlin.username and the password in ${self.password_env} or "
+                "gremlin.password_file"
+            )
+        _identifier(self.traversal_source, "gremlin.traversal_source")
+        _at_least(self, "gremlin", fetch_rows=1, timeout_s=1)
+
+
+@dataclass
 class ExtractConfig:
     """Stage 1: read a property graph into Arrow tables."""
 
@@ -200,6 +238,8 @@ class ExtractConfig:
     """Connection, when ``source: neo4j``."""
     arango: ArangoConfig = field(default_factory=ArangoConfig)
     """Connection, when ``source: arango``."""
+    gremlin: GremlinConfig = field(default_factory=GremlinConfig)
+    """Connection, when ``source: gremlin``."""
 
     def __post_init__(self) -> None:
         if not self.nodes:

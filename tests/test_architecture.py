@@ -23,7 +23,8 @@ STAGES = {
     "recommend": 4,
     "sinks": 5,
     "plots": 6, "environment": 6, "synth": 6, "job": 6,
-    "inspect_neo4j": 6, "inspect_arango": 6, "inspect_features": 6, "transform": 6, "serve": 6,
+    "inspect_neo4j": 6, "inspect_arango": 6, "inspect_features": 6, "inspect_gremlin": 6,
+    "transform": 6, "serve": 6,
     "compare": 6, "benchmark": 6, "distributed": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 

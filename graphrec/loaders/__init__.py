@@ -27,7 +27,18 @@ def _arango_source(cfg: ExtractConfig) -> GraphSource:
     return ArangoSource(cfg)
 
 
-SOURCES = {"files": FileSource, "neo4j": _neo4j_source, "arango": _arango_source}
+def _gremlin_source(cfg: ExtractConfig) -> GraphSource:
+    from graphrec.loaders.gremlin import GremlinSource  # gremlinpython is only needed here
+
+    return GremlinSource(cfg)
+
+
+SOURCES = {
+    "files": FileSource,
+    "neo4j": _neo4j_source,
+    "arango": _arango_source,
+    "gremlin": _gremlin_source,
+}
 
 
 def make_source(cfg: ExtractConfig) -> GraphSource:

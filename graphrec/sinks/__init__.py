@@ -43,7 +43,23 @@ def _arango(job, run_dir: Path) -> RecommendationSink:
     )
 
 
-SINKS = {"parquet": _parquet, "neo4j": _neo4j, "arango": _arango}
+def _gremlin(job, run_dir: Path) -> RecommendationSink:
+    from graphrec.sinks.gremlin import GremlinSink  # gremlinpython is only needed here
+
+    ecfg, target = job.extract, job.extract.edges[job.build.target]
+    user, item = ecfg.nodes[target.src], ecfg.nodes[target.dst]
+    return GremlinSink(
+        ecfg.gremlin,
+        user=(user.label or target.src, user.id),
+        item=(item.label or target.dst, item.id),
+        relationship=job.write.relationship,
+        model=job.name,
+        run_id=Path(run_dir).name.split(".partial-")[0].lstrip("."),
+        batch_size=job.write.batch_size,
+    )
+
+
+SINKS = {"parquet": _parquet, "neo4j": _neo4j, "arango": _arango, "gremlin": _gremlin}
 
 
 def sink_names(job) -> list[str]:
