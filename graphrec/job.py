@@ -53,6 +53,16 @@ def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> 
     check_model(cfg)  # the model's own checks, before any work
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    final = new_run_folder(cfg)
+    note_leftovers(final.parent)
+    with staged_dir(final) as work:
+        metrics = _run(cfg, work, progress, train_only)
+    return RunResult(final, metrics)
+
+
+def new_run_folder(cfg: JobConfig, kind: str = "") -> Path:
+    """``write.run_dir`` (refused when it exists), or
+    ``runs/<name>[-kind]-<timestamp>-<suffix>``."""
     if cfg.write.run_dir:
         final = Path(cfg.write.run_dir)
         if final.exists() or final.is_symlink():
@@ -61,12 +71,8 @@ def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> 
                 "into a folder it did not create; name a new folder or leave write.run_dir "
                 "unset (runs/<name>-<timestamp>-<suffix>)"
             )
-    else:
-        final = Path(_default_run_dir(cfg.name))
-    note_leftovers(final.parent)
-    with staged_dir(final) as work:
-        metrics = _run(cfg, work, progress, train_only)
-    return RunResult(final, metrics)
+        return final
+    return Path(_default_run_dir(f"{cfg.name}-{kind}" if kind else cfg.name))
 
 
 def _train(cfg: JobConfig, graph: Graph, split, progress: bool):

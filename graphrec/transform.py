@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from graphrec.environment import environment
 from graphrec.errors import ConfigError, DataError, warn
 from graphrec.graph import Graph, all_train, build_graph
 from graphrec.graph.hetero import message_graph
-from graphrec.job import RunResult, note_leftovers, save_checkpoint
+from graphrec.job import RunResult, new_run_folder, note_leftovers, save_checkpoint
 from graphrec.loaders import GraphTables
 from graphrec.models import check_model
 from graphrec.models.blend import BlendedModel
@@ -111,16 +110,7 @@ def transform_run(
     check_model(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    if cfg.write.run_dir:
-        final = Path(cfg.write.run_dir)
-        if final.exists() or final.is_symlink():
-            raise ConfigError(
-                f"write.run_dir={cfg.write.run_dir!r} already exists: graphrec never writes "
-                "into a folder it did not create; name a new folder or leave it unset"
-            )
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        final = Path("runs") / f"{cfg.name}-transform-{stamp}-{secrets.token_hex(3)}"
+    final = new_run_folder(cfg, "transform")
     note_leftovers(final.parent)
     with staged_dir(final) as work:
         metrics = _transform(run, cfg, work, only_new, progress)

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 
 from graphrec.config import GremlinConfig
-from graphrec.errors import ConfigError, GraphRecError
+from graphrec.errors import ConfigError, DataError, GraphRecError
 from graphrec.redact import redact_text, redact_uri
 
 MAX_FRAME = 256 * 2**20
@@ -100,6 +100,32 @@ class Gremlin:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+LOOKUP_CHUNK = 5_000
+
+
+def vertex_ids(conn: Gremlin, label: str, key: str, values: list) -> dict:
+    """``{key value: vertex id}`` of the vertices of ``label`` whose ``key`` is in ``values``;
+    a value held by two vertices is an error."""
+    from gremlin_python.process.graph_traversal import __
+    from gremlin_python.process.traversal import P, T
+
+    out: dict = {}
+    for s in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[s : s + LOOKUP_CHUNK]
+        t = (
+            conn.g.V().has_label(label).has(key, P.within(*chunk))
+            .project("k", "i").by(__.values(key)).by(T.id)
+        )  # fmt: skip
+        for row in conn.all(t, f"looking up {label}.{key}"):
+            if row["k"] in out:
+                raise DataError(
+                    f"gremlin: two {label} vertices ({out[row['k']]!r}, {row['i']!r}) hold "
+                    f"{key} {row['k']!r}: a key must name one vertex; nothing was written"
+                )
+            out[row["k"]] = row["i"]
+    return out
 
 
 def _values(chunk: list) -> list:

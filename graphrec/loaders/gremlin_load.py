@@ -14,10 +14,9 @@ from __future__ import annotations
 import time
 
 from graphrec.config import ExtractConfig, GremlinConfig
-from graphrec.connectors.gremlin import Gremlin, server
+from graphrec.connectors.gremlin import Gremlin, server, vertex_ids
 from graphrec.errors import ConfigError
 from graphrec.loaders.extract import GraphTables
-from graphrec.sinks.gremlin import vertex_ids
 
 
 def load_graph(tables: GraphTables, cfg: ExtractConfig, gcfg: GremlinConfig,

@@ -20,34 +20,9 @@ import time
 import pyarrow as pa
 
 from graphrec.config import GremlinConfig
-from graphrec.connectors.gremlin import Gremlin
+from graphrec.connectors.gremlin import Gremlin, vertex_ids
 from graphrec.errors import DataError
 from graphrec.sinks.base import RecommendationSink, check_batch_size, user_batches
-
-LOOKUP_CHUNK = 5_000
-
-
-def vertex_ids(conn: Gremlin, label: str, key: str, values: list) -> dict:
-    """``{key value: vertex id}`` of the vertices of ``label`` whose ``key`` is in ``values``;
-    a value held by two vertices is an error."""
-    from gremlin_python.process.graph_traversal import __
-    from gremlin_python.process.traversal import P, T
-
-    out: dict = {}
-    for s in range(0, len(values), LOOKUP_CHUNK):
-        chunk = values[s : s + LOOKUP_CHUNK]
-        t = (
-            conn.g.V().has_label(label).has(key, P.within(*chunk))
-            .project("k", "i").by(__.values(key)).by(T.id)
-        )  # fmt: skip
-        for row in conn.all(t, f"looking up {label}.{key}"):
-            if row["k"] in out:
-                raise DataError(
-                    f"gremlin: two {label} vertices ({out[row['k']]!r}, {row['i']!r}) hold "
-                    f"{key} {row['k']!r}: a key must name one vertex; nothing was written"
-                )
-            out[row["k"]] = row["i"]
-    return out
 
 
 class GremlinSink(RecommendationSink):
