@@ -21,7 +21,7 @@ from torch import Tensor
 
 from graphrec.config import JobConfig
 from graphrec.errors import ConfigError
-from graphrec.graph.hetero import Graph
+from graphrec.graph.hetero import Graph, label_weights
 from graphrec.graph.split import EdgeSplit
 from graphrec.models.closed_form import (
     ClosedFormModel,
@@ -63,6 +63,21 @@ class EASE(ClosedFormModel):
     def vectors(self, data) -> tuple[Tensor, Tensor]:
         """Users: their history rows ``[U, I]``; items: the columns of ``B`` (``B^T``)."""
         return self.history(data).to_dense(), self.b.t()
+
+    def fold_in_state(self, data) -> None:
+        return None
+
+    @torch.no_grad()
+    def fold_in(self, state, items: Tensor, labels: Tensor | None = None) -> Tensor:
+        """A new user's vector: its history row (the same as :meth:`vectors` would give)."""
+        row = torch.zeros(1, self.num_items, device=self.device)
+        row[0, items.to(self.device)] = self._weights(labels, len(items))
+        return row
+
+    def _weights(self, labels: Tensor | None, n: int) -> Tensor:
+        if labels is None or self.low_label_weight == 1.0:
+            return torch.ones(n, device=self.device)
+        return label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
 
 
 LAM_FACTOR = 4.0

@@ -129,6 +129,53 @@ class LightGCNRecommender(nn.Module):
         z = self.encode(data)
         return z[self.user], z[self.item]
 
+    @torch.no_grad()
+    def fold_in_state(self, data) -> dict:
+        """What folding in a user costs nothing to keep: every item's vector at every layer
+        and its weighted degree in ``data`` (computed once, e.g. when a server loads)."""
+        adj = self._graph(data)
+        x = self.net.embedding.weight
+        if self.inp is not None:
+            feats = self.inp(data[self.item].x.to(x.device).float())
+            x = torch.cat([x[: self.num_users], x[self.num_users :] + feats])
+        layers = [x[self.num_users :]]
+        for conv in self.net.convs:
+            x = conv(x, adj)
+            layers.append(x[self.num_users :])
+        store = data[self.target]
+        ei = store.edge_index.to(x.device)
+        w = self._edge_weights(store, ei.shape[1], x.device)
+        deg = torch.zeros(self.num_items, device=x.device).index_add_(0, ei[1], w)
+        return {"layers": layers, "deg": deg, "alpha": self.net.alpha.to(x.device)}
+
+    def fold_weights(self, labels: Tensor | None, n: int) -> Tensor:
+        """The propagation weight of a new user's ``n`` edges (by label, as in training)."""
+        if labels is None or self.low_label_weight == 1.0:
+            return torch.ones(n, device=self.device)
+        return label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
+
+    @torch.no_grad()
+    def fold_in(self, state: dict, items: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The final vector of a new user with edges to ``items``, without a pass over the
+        graph: the same fold-in as :func:`embed_new_lightgcn` (its layer-0 vector is one
+        propagation step of its items'), with its items' layer vectors updated for the one
+        new edge each (exact through two layers; deeper item layers ignore the new user's
+        effect on their other neighbours)."""
+        items = items.to(self.device)
+        w = self.fold_weights(labels, len(items))
+        d_u = w.sum().clamp(min=1e-12)
+        d_old = state["deg"][items]
+        d_new = d_old + w
+        norm = (w / torch.sqrt(d_u * d_new)).unsqueeze(1)
+        keep = torch.sqrt(d_old / d_new).unsqueeze(1)
+        layers, alpha = state["layers"], state["alpha"]
+        e_u = [(norm * layers[0][items]).sum(0)]  # layer 0: the folded vector
+        e_u.append(e_u[0])  # layer 1: the same step over the same items
+        for k in range(2, len(layers)):
+            item_prev = keep * layers[k - 1][items] + norm * e_u[k - 2]
+            e_u.append((norm * item_prev).sum(0))
+        return sum(a * e for a, e in zip(alpha, e_u, strict=True)).unsqueeze(0)
+
 
 def build_lightgcn(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> LightGCNRecommender:
     """LightGCN over the target edges, with the item features where the build made any

@@ -24,7 +24,7 @@ from graphrec.graph import Graph, all_train
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import encode_nodes, message_graph
 from graphrec.loaders import GraphTables
-from graphrec.models.blend import BlendedModel
+from graphrec.models.blend import BlendedModel, mix, standardized
 from graphrec.models.inductive import NewNodes
 from graphrec.models.registry import model_spec
 from graphrec.pipeline import StageClock, extract_tables
@@ -83,8 +83,19 @@ class ServedModel:
         self.user_row = {v: n for n, v in enumerate(g.node_ids[self.user].to_pylist())}
         self.item_ids = g.node_ids[self.item].to_pylist()
         self.item_row = {v: n for n, v in enumerate(self.item_ids)}
-        data = message_graph(g, None, self.cfg.build.reverse_edges)
-        self.user_vectors, self.item_vectors = self.model.vectors(data.to(self.model.device))
+        data = message_graph(g, None, self.cfg.build.reverse_edges).to(self.model.device)
+        blend = isinstance(self.model, BlendedModel)
+        self.members = [self.model.base, self.model.partner] if blend else [self.model]
+        if blend:  # both parts' item vectors are kept for new users' scores
+            parts = self.model.parts(data)
+            self.part_items = [iv for _, iv in parts]
+            self.user_vectors, self.item_vectors = mix(*parts, self.model.weight)
+        else:
+            self.user_vectors, self.item_vectors = self.model.vectors(data)
+            self.part_items = [self.item_vectors]
+        self.fold = None  # a new user folded in from its items, no pass over the graph
+        if all(hasattr(m, "fold_in") for m in self.members):
+            self.fold = [m.fold_in_state(data) for m in self.members]
         ei = g.target_index
         blocked = self.nodes.new(self.item) if not self.new_items else None
         self.blocked = blocked if blocked is not None and blocked.any() else None
@@ -140,6 +151,8 @@ class ServedModel:
             rows.append(r)
         if ratings is not None and len(ratings) != len(rows):
             raise BadRequest("ratings", f"{len(ratings)} ratings for {len(rows)} items")
+        if self.fold is not None and not properties:
+            return self._answer(self._folded(rows, ratings), rows, None, k)
         with self.lock:
             graph, nodes = self._with_node(rows, ratings, properties)
             model = self._embed(graph, nodes)
@@ -151,18 +164,43 @@ class ServedModel:
                 else:
                     uv, iv = model.vectors(data)
                     scores = (uv[me.to(uv.device)].float() @ iv.float().t()).squeeze(0).cpu()
-        seen = torch.tensor(sorted(set(rows)), dtype=torch.long)
-        if graph.same_type:
-            seen = torch.cat([seen, me])
-        n_items = graph.num_nodes[self.item]
-        scores[seen] = float("-inf")
+        return self._answer(scores, rows, me if graph.same_type else None, k)
+
+    def _answer(self, scores: torch.Tensor, rows: list[int], me, k: int) -> Answer:
+        """Top ``k`` of ``scores`` over the items, its own items (and itself) excluded."""
+        scores = scores.clone()
+        scores[torch.tensor(sorted(set(rows)), dtype=torch.long)] = float("-inf")
+        if me is not None and len(scores) > int(me):
+            scores[me] = float("-inf")
         if self.blocked is not None:
             scores[: self.n_items][self.blocked] = float("-inf")
-        k = min(k, n_items)
-        val, idx = torch.topk(scores, k)
+        val, idx = torch.topk(scores, min(k, len(scores)))
         keep = torch.isfinite(val)
-        ids = graph.node_ids[self.item]
-        return Answer([ids[i].as_py() for i in idx[keep].tolist()], val[keep].tolist())
+        return Answer([self.item_ids[i] for i in idx[keep].tolist()], val[keep].tolist())
+
+    @torch.no_grad()
+    def _folded(self, rows: list[int], ratings) -> torch.Tensor:
+        """A new user's scores over every item by each model's ``fold_in`` (no graph pass);
+        a blend standardises each part's scores as :class:`BlendedModel` does."""
+        items = torch.tensor(rows, dtype=torch.long)
+        labels = None
+        if self.graph.label is not None:
+            given = (
+                ratings
+                if ratings is not None
+                else [self.cfg.evaluate.positive_threshold] * len(rows)
+            )
+            labels = torch.tensor(given, dtype=torch.float32)
+        parts = []
+        for m, state, iv in zip(self.members, self.fold, self.part_items, strict=True):
+            uv = m.fold_in(state, items, labels)
+            if len(self.members) > 1:
+                uv, _ = standardized(uv, iv, 1)
+            parts.append((uv.float() @ iv.float().t()).squeeze(0))
+        if len(parts) == 1:
+            return parts[0].cpu()
+        w = self.model.weight
+        return ((1 - w) * parts[0] + w * parts[1]).cpu()
 
     def _with_node(self, rows: list[int], ratings, properties: dict) -> tuple[Graph, NewNodes]:
         """A copy of the graph with one more user (its target edges, encoded properties)."""

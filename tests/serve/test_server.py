@@ -231,3 +231,27 @@ def test_a_folder_that_is_not_a_run_fails_in_one_line(tmp_path):
     )  # fmt: skip
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     assert "checkpoint.pt" in p.stderr
+
+
+@pytest.mark.parametrize("model", ["ease", "lightgcn", "lightgcn+ease", "gfcf"])
+def test_a_folded_in_new_user_matches_the_full_graph_pass(tmp_path, model):
+    """The fast path (each model's ``fold_in``, no pass over the graph) ranks a new user as
+    the full ``embed_new`` pass does: exactly for the item-item models, and for LightGCN
+    up to its items' own vectors, which fold-in leaves as trained."""
+    from graphrec.serve.model import ServedModel
+
+    root = tmp_path / "data"
+    write_tiny_graph(root)
+    served = ServedModel(trained_run(root, tmp_path, model), max_k=5)
+    assert served.fold is not None
+    for items, ratings in (([101, 103, 105, 107], None), ([102, 110, 111], [5.0, 1.0, 4.5])):
+        fast = served.new_node(items, ratings, {}, 5)
+        fold, served.fold = served.fold, None
+        full = served.new_node(items, ratings, {}, 5)
+        served.fold = fold
+        assert not set(fast.items) & set(items) and len(fast.items) == 5
+        if model in ("ease", "gfcf"):
+            assert fast.items == full.items
+            assert fast.scores == pytest.approx(full.scores, rel=1e-4, abs=1e-5)
+        else:
+            assert len(set(fast.items[:3]) & set(full.items[:3])) >= 2, (fast, full)
