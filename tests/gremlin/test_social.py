@@ -145,3 +145,38 @@ def test_inspect_lists_labels_counts_and_properties(loaded, tmp_path, capsys):
     assert "  Person  30 vertices  {personId: int}" in out
     n = files.edges["friend"].num_rows
     assert f"  FRIEND  {n} edges  {{}}  Person->Person" in out
+
+
+def test_a_write_that_fails_midway_is_made_whole_by_the_rerun(loaded, tmp_path, monkeypatch):
+    """The write-back dies after its first batch (a lost connection): the rerun ends with
+    exactly k recommendations per person, the partial batch's edges replaced."""
+    from graphrec.connectors import gremlin as connector
+    from graphrec.connectors.gremlin import GremlinError
+
+    cfg, conn, _, _ = loaded
+    k = cfg.recommend.k
+    cfg = dataclasses.replace(cfg, mode="final", write=dataclasses.replace(cfg.write, batch_size=7))
+    real, calls = connector.Gremlin.run, []
+
+    def dies_after_one_batch(self, t, what="writing"):
+        if what.startswith("writing batch"):
+            calls.append(what)
+            if len(calls) == 2:
+                raise GremlinError("gremlin at ws://test: connection lost (injected)")
+        return real(self, t, what)
+
+    monkeypatch.setattr(connector.Gremlin, "run", dies_after_one_batch)
+    with pytest.raises(GremlinError):
+        run_job(cfg, progress=False)
+    partial = conn.all(conn.g.E().has_label("RECOMMENDED").count())[0]
+    assert partial == 7 * k  # the first batch landed, the rest did not
+    monkeypatch.setattr(connector.Gremlin, "run", real)
+    rerun = dataclasses.replace(
+        cfg, write=dataclasses.replace(cfg.write, run_dir=str(tmp_path / "b"))
+    )
+    run_job(rerun, progress=False)
+    from gremlin_python.process.graph_traversal import __
+
+    counts = conn.g.V().has_label("Person").local(__.out_e("RECOMMENDED").count()).dedup()
+    assert conn.all(counts) == [k]
+    assert conn.all(conn.g.E().has_label("RECOMMENDED").count()) == [30 * k]
