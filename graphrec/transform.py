@@ -120,17 +120,7 @@ def transform_run(
 def _transform(run: TrainedRun, cfg: JobConfig, work: Path, only_new: bool, progress: bool):
     clock = StageClock()
     sinks = sink_names(cfg)
-    tables = extract_tables(cfg, clock, progress)
-    check_source(run, cfg, tables)
-    with clock.stage("build") as st:
-        graph = build_graph(tables, cfg, progress, fitted=run.encoders)
-        del tables
-        check_graph(run, graph)
-        st.update(graph.stats)
-    with clock.stage("embed") as st:
-        nodes = match_ids(run, graph)
-        model, new_items = rebuild(run, cfg, graph, nodes)
-        st["nodes"] = nodes.counts()
+    graph, nodes, model, new_items = load_current(run, cfg, clock, progress)
     user, item = graph.user_type, graph.item_type
     users = torch.nonzero(nodes.new(user)).squeeze(1) if only_new else None
     items = None
@@ -166,6 +156,28 @@ def _transform(run: TrainedRun, cfg: JobConfig, work: Path, only_new: bool, prog
     folder = work.name.split(".partial-")[0].lstrip(".")
     write_manifest(work, {"name": cfg.name, "run_folder": folder, "created": time.time()})
     return metrics
+
+
+def load_current(
+    run: TrainedRun, cfg: JobConfig, clock: StageClock | None = None, progress: bool = False
+) -> tuple[Graph, NewNodes, torch.nn.Module, bool]:
+    """The run's source read again and encoded with its encoders, every node matched to its
+    trained row, and the model sized for it with new nodes embedded (stages extract, build,
+    embed); also whether the model can rank items it never saw. Transform, the server and
+    the new-node benchmark all start here."""
+    clock = clock or StageClock()
+    tables = extract_tables(cfg, clock, progress)
+    check_source(run, cfg, tables)
+    with clock.stage("build") as st:
+        graph = build_graph(tables, cfg, progress, fitted=run.encoders)
+        del tables
+        check_graph(run, graph)
+        st.update(graph.stats)
+    with clock.stage("embed") as st:
+        nodes = match_ids(run, graph)
+        model, new_items = rebuild(run, cfg, graph, nodes)
+        st["nodes"] = nodes.counts()
+    return graph, nodes, model, new_items
 
 
 def check_source(run: TrainedRun, cfg: JobConfig, tables: GraphTables) -> None:
@@ -242,13 +254,15 @@ def match_ids(run: TrainedRun, graph: Graph) -> NewNodes:
 
 
 def rebuild(
-    run: TrainedRun, cfg: JobConfig, graph: Graph, nodes: NewNodes
+    run: TrainedRun, cfg: JobConfig, graph: Graph, nodes: NewNodes, state: dict | None = None
 ) -> tuple[torch.nn.Module, bool]:
-    """The trained model sized for ``graph``, new nodes embedded; and whether it can rank
+    """The trained model (or ``state``: weights of the same model on another graph, e.g.
+    the one being served) sized for ``graph``, new nodes embedded; and whether it can rank
     items it never saw."""
     split = all_train(graph.target_index.shape[1])
     data = message_graph(graph, None, cfg.build.reverse_edges)
-    state, blend = run.checkpoint["model"], run.checkpoint.get("blend")
+    state = run.checkpoint["model"] if state is None else state
+    blend = run.checkpoint.get("blend")
 
     def one(name: str, state: dict):
         spec = model_spec(name)

@@ -120,21 +120,12 @@ def item_cold_start(run_dir: Path, split: dict, cfg: JobConfig, now: Path) -> di
     """The new items ranked among themselves for each known user with a test edge to one,
     by the transformed model's scores (content features only), beside random order."""
     e = cfg.extract.edges[cfg.build.target]
-    from graphrec.graph import build_graph
     from graphrec.graph.hetero import message_graph
-    from graphrec.loaders import extract_cached, make_source
-    from graphrec.transform import match_ids, read_run, rebuild, run_config
+    from graphrec.transform import load_current, read_run, run_config
 
     run = read_run(run_dir)
     tcfg = run_config(run, [f"extract.root={now}"])
-    source = make_source(tcfg.extract)
-    try:
-        tables, _ = extract_cached(source, {}, False)
-    finally:
-        source.close()
-    graph = build_graph(tables, tcfg, False, fitted=run.encoders)
-    nodes = match_ids(run, graph)
-    model, can = rebuild(run, tcfg, graph, nodes)
+    graph, _, model, can = load_current(run, tcfg)
     if not can:
         return {"skipped": f"model.name={tcfg.model.name} cannot score new items"}
     uv, iv = model.vectors(message_graph(graph, None, tcfg.build.reverse_edges).to(model.device))

@@ -70,15 +70,27 @@ class ClosedFormModel(nn.Module):
         (float32 CSR; an edge weighs 1, or ``low_label_weight`` where labelled low)."""
         store = data[self.target]
         ei = store.edge_index.to(self.device)
-        label = getattr(store, "label", None)
-        if self.low_label_weight == 1.0 or label is None:
-            w = torch.ones(ei.shape[1], device=self.device)
-        else:
-            w = label_weights(label.to(self.device), self.low_label_weight, self.threshold)
+        w = self.edge_weights(getattr(store, "label", None), ei.shape[1])
         m = torch.sparse_coo_tensor(ei, w, (self.num_users, self.num_items), check_invariants=False)
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
             return m.coalesce().to_sparse_csr()
+
+    def edge_weights(self, labels: Tensor | None, n: int) -> Tensor:
+        """1 per edge, ``low_label_weight`` where labelled below the threshold."""
+        if self.low_label_weight == 1.0 or labels is None:
+            return torch.ones(n, device=self.device)
+        return label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
+
+    def fold_in_state(self, data) -> None:
+        return None  # a new user is its history row: nothing to keep
+
+    @torch.no_grad()
+    def history_row(self, items: Tensor, labels: Tensor | None = None) -> Tensor:
+        """``[1, num_items]``: a new user's row of :meth:`history`, from its items."""
+        row = torch.zeros(1, self.num_items, device=self.device)
+        row[0, items.to(self.device)] = self.edge_weights(labels, len(items))
+        return row
 
 
 def low_weight(cfg: JobConfig, own: float | None) -> float:

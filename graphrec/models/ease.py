@@ -21,7 +21,7 @@ from torch import Tensor
 
 from graphrec.config import JobConfig
 from graphrec.errors import ConfigError
-from graphrec.graph.hetero import Graph, label_weights
+from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models.closed_form import (
     ClosedFormModel,
@@ -64,20 +64,9 @@ class EASE(ClosedFormModel):
         """Users: their history rows ``[U, I]``; items: the columns of ``B`` (``B^T``)."""
         return self.history(data).to_dense(), self.b.t()
 
-    def fold_in_state(self, data) -> None:
-        return None
-
-    @torch.no_grad()
     def fold_in(self, state, items: Tensor, labels: Tensor | None = None) -> Tensor:
-        """A new user's vector: its history row (the same as :meth:`vectors` would give)."""
-        row = torch.zeros(1, self.num_items, device=self.device)
-        row[0, items.to(self.device)] = self._weights(labels, len(items))
-        return row
-
-    def _weights(self, labels: Tensor | None, n: int) -> Tensor:
-        if labels is None or self.low_label_weight == 1.0:
-            return torch.ones(n, device=self.device)
-        return label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
+        """A new user's vector: its history row (what :meth:`vectors` would give)."""
+        return self.history_row(items, labels)
 
 
 LAM_FACTOR = 4.0

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from graphrec.config import JobConfig
 from graphrec.errors import ConfigError
-from graphrec.graph.hetero import Graph, label_weights
+from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models.closed_form import (
     ClosedFormModel,
@@ -96,17 +96,10 @@ class GFCF(ClosedFormModel):
             return ideal_u, self.v_out
         return torch.cat([r.to_dense(), ideal_u], 1), torch.cat([self.item_item, self.v_out], 1)
 
-    def fold_in_state(self, data) -> None:
-        return None
-
     @torch.no_grad()
     def fold_in(self, state, items: Tensor, labels: Tensor | None = None) -> Tensor:
         """A new user's vector from its history row (what :meth:`vectors` would give)."""
-        row = torch.zeros(1, self.num_items, device=self.device)
-        w = torch.ones(len(items), device=self.device)
-        if labels is not None and self.low_label_weight != 1.0:
-            w = label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
-        row[0, items.to(self.device)] = w
+        row = self.history_row(items, labels)
         ideal = self.alpha * (row @ self.v_in)
         return torch.cat([row, ideal], 1) if self.linear else ideal
 

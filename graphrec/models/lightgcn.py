@@ -89,10 +89,7 @@ class LightGCNRecommender(nn.Module):
 
     def _edge_weights(self, store, n: int, device) -> Tensor:
         """1 per edge, ``low_label_weight`` where the edge's label is below the threshold."""
-        label = getattr(store, "label", None)
-        if self.low_label_weight == 1.0 or label is None:
-            return torch.ones(n, device=device)
-        return label_weights(label.to(device), self.low_label_weight, self.threshold)
+        return self.fold_weights(getattr(store, "label", None), n, device)
 
     def encode(self, data) -> dict[str, Tensor]:
         adj = self._graph(data)
@@ -148,11 +145,12 @@ class LightGCNRecommender(nn.Module):
         deg = torch.zeros(self.num_items, device=x.device).index_add_(0, ei[1], w)
         return {"layers": layers, "deg": deg, "alpha": self.net.alpha.to(x.device)}
 
-    def fold_weights(self, labels: Tensor | None, n: int) -> Tensor:
-        """The propagation weight of a new user's ``n`` edges (by label, as in training)."""
+    def fold_weights(self, labels: Tensor | None, n: int, device=None) -> Tensor:
+        """Propagation weights of ``n`` edges by their labels (as in training)."""
+        device = self.device if device is None else device
         if labels is None or self.low_label_weight == 1.0:
-            return torch.ones(n, device=self.device)
-        return label_weights(labels.to(self.device), self.low_label_weight, self.threshold)
+            return torch.ones(n, device=device)
+        return label_weights(labels.to(device), self.low_label_weight, self.threshold)
 
     @torch.no_grad()
     def fold_in(self, state: dict, items: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -20,24 +20,14 @@ import pyarrow as pa
 import torch
 
 from graphrec.config import JobConfig
-from graphrec.graph import Graph, all_train
+from graphrec.graph import Graph
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import encode_nodes, message_graph
 from graphrec.loaders import GraphTables
 from graphrec.models.blend import BlendedModel, mix, standardized
 from graphrec.models.inductive import NewNodes
-from graphrec.models.registry import model_spec
-from graphrec.pipeline import StageClock, extract_tables
 from graphrec.ranking.topk import topk_unseen
-from graphrec.transform import (
-    TrainedRun,
-    check_graph,
-    check_source,
-    match_ids,
-    read_run,
-    rebuild,
-    run_config,
-)
+from graphrec.transform import TrainedRun, load_current, read_run, rebuild, run_config
 
 
 class BadRequest(ValueError):
@@ -69,14 +59,10 @@ class ServedModel:
         self.run: TrainedRun = read_run(run_dir)
         self.cfg: JobConfig = run_config(self.run, overrides)
         self.max_k = max_k
-        tables = extract_tables(self.cfg, StageClock(), progress)
-        check_source(self.run, self.cfg, tables)
-        from graphrec.graph import build_graph
-
-        self.graph: Graph = build_graph(tables, self.cfg, progress, fitted=self.run.encoders)
-        check_graph(self.run, self.graph)
-        self.nodes = match_ids(self.run, self.graph)
-        self.model, self.new_items = rebuild(self.run, self.cfg, self.graph, self.nodes)
+        self.graph: Graph
+        self.graph, self.nodes, self.model, self.new_items = load_current(
+            self.run, self.cfg, progress=progress
+        )
         g = self.graph
         self.user, self.item = g.user_type, g.item_type
         self.n_users, self.n_items = g.num_nodes[self.user], g.num_nodes[self.item]
@@ -277,31 +263,8 @@ class ServedModel:
 
     def _embed(self, graph: Graph, nodes: NewNodes):
         """The served model extended to ``graph`` by its own rule (known rows shared)."""
-        split = all_train(graph.target_index.shape[1])
-        data = message_graph(graph, None, self.cfg.build.reverse_edges)
-        state = self.model.state_dict()
-        blend = self.run.checkpoint.get("blend")
-
-        def one(name: str, part: dict):
-            spec = model_spec(name)
-            mcfg = dataclasses.replace(
-                self.cfg, model=dataclasses.replace(self.cfg.model, name=name)
-            )
-            m = spec.build(graph, split, mcfg)
-            spec.embed_new(m, part, nodes, data)
-            return m
-
-        if blend is None:
-            model = one(self.cfg.model.name, state)
-        else:
-            base = one(self.cfg.model.name, _part(state, "base."))
-            partner = one(blend["partner"], _part(state, "partner."))
-            model = BlendedModel(base, partner, blend["weight"], self.cfg.evaluate.batch_users)
-        return model.eval().to(self.model.device)
-
-
-def _part(state: dict, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        model, _ = rebuild(self.run, self.cfg, graph, nodes, self.model.state_dict())
+        return model
 
 
 def _fresh_id(ids: pa.Array):
