@@ -196,7 +196,11 @@ class GremlinConfig:
     password_file: str | None = None
     """File holding the password (a mounted Kubernetes Secret); read when set."""
     fetch_rows: int = 10_000
-    """Results per response frame while extracting (the memory of one read)."""
+    """Results per response frame while extracting."""
+    partition_rows: int = 1_000_000
+    """Most vertices (or edges) one partition is meant to hold: a label is split into at
+    least ``count / partition_rows`` key ranges. The client holds at most
+    ``extract.parallelism`` partitions' results at once, whatever the server's pace."""
     timeout_s: float = 120.0
     """Seconds one request may take before it is an error."""
 
@@ -213,7 +217,7 @@ class GremlinConfig:
                 "gremlin.password_file"
             )
         _identifier(self.traversal_source, "gremlin.traversal_source")
-        _at_least(self, "gremlin", fetch_rows=1, timeout_s=1)
+        _at_least(self, "gremlin", fetch_rows=1, partition_rows=1, timeout_s=1)
 
 
 @dataclass
@@ -690,9 +694,19 @@ class RecommendConfig:
     """Recommendations per user."""
     batch_users: int = 2048
     """Users scored per batch."""
+    method: Literal["exact", "approximate"] = "exact"
+    """``exact`` (every item scored) or ``approximate`` (a FAISS IVF index whose probes are
+    tuned to ``target_recall`` against exact top-k on a sample of users; the recall reached
+    is reported in the run's metrics)."""
+    target_recall: float = 0.95
+    """``approximate``: recall@k against exact that the index's probes are tuned to reach."""
+    index_lists: int | None = None
+    """``approximate``: index cells (None: sqrt(items))."""
 
     def __post_init__(self) -> None:
         _at_least(self, "recommend", k=1, batch_users=1)
+        _at_least(self, "recommend", index_lists=1)
+        _share(self, "recommend", "target_recall")
 
 
 # --------------------------------------------------------------------------- write

@@ -132,7 +132,7 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
 
     if not train_only:
         with clock.stage("recommend") as st:
-            recs = recommend_all(model, graph, cfg, progress)
+            recs = recommend_all(model, graph, cfg, progress, report=st)
             st["users"] = graph.num_nodes[graph.user_type]
         st["users_per_s"] = st["users"] / st["seconds"]
 

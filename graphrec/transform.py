@@ -132,7 +132,7 @@ def _transform(run: TrainedRun, cfg: JobConfig, work: Path, only_new: bool, prog
             "include them)"
         )
     with clock.stage("recommend") as st:
-        recs = recommend_all(model, graph, cfg, progress, users, items)
+        recs = recommend_all(model, graph, cfg, progress, users, items, report=st)
         st["users"] = graph.num_nodes[user] if users is None else len(users)
     with clock.stage("write") as st:
         for name in sinks:

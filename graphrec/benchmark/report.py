@@ -147,6 +147,15 @@ def markdown(result: dict, files: dict) -> str:
                 f"Top-k: {t['gflops']:.1f} GFLOP/s, {100 * t['share_of_peak']:.0f}% of the "
                 f"measured matmul peak ({t['matmul_peak_gflops']:.1f} GFLOP/s).",
             ]
+            a = t.get("alternatives", {}).get("approximate", {})
+            if "recall_at_k_all_users" in a:
+                lines.append(
+                    f"Approximate top-k (IVF, {a['lists']} cells, {a['probes']} probed, "
+                    f"tuned to recall {a['recall_at_k']:.3f} on {a['sample_users']} users): "
+                    f"recall@k {a['recall_at_k_all_users']:.3f} against exact over every "
+                    f"user, {_fmt(a['users_per_s'])} users/s with the index build "
+                    f"({a['index_build_seconds']:.1f} s) included."
+                )
         alt_rows = []
         for stage in ("sample", "train", "topk"):
             r = g["stages"].get(stage)

@@ -1,6 +1,7 @@
 """Load test of ``graphrec serve`` on loopback: latency percentiles and requests/s.
 
-``python bench/serve_load.py --run RUN_DIR [--concurrency 1,8,32,64] [--seconds 10]``
+``python -m graphrec.benchmark.serve_load --run RUN_DIR [--concurrency 1,8,32,64]
+[--seconds 10] [--set recommend.method=approximate ...]``
 
 Starts the server (a real uvicorn process) on the run folder, waits until it is ready,
 then for each concurrency keeps that many HTTP/1.1 keep-alive connections busy for
@@ -108,11 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="per concurrency and case")
     p.add_argument("--cases", default="known,new")
     p.add_argument("--out", default="bench/results")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="config override passed to graphrec serve (e.g. recommend.method=approximate)",
+    )  # fmt: skip
     a = p.parse_args(argv)
     run = Path(a.run)
     port = _port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "graphrec", "serve", str(run), "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "graphrec", "serve", str(run), *a.set, "--port", str(port),
+         "--quiet"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -147,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "serve_load",
         "run": run.name,
         "model": ready,
+        "overrides": a.set,
         "seconds_per_case": a.seconds,
         "note": "server and load generator on the same machine, sharing its cores",
         "results": results,

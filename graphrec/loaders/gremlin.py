@@ -1,13 +1,18 @@
 """A TinkerPop Gremlin graph as a source: vertices and edges by label into Arrow, partitioned.
 
-A vertex label is split into ``extract.parallelism`` ranges of its key property (integer
-keys: equal-width ranges between the key's minimum and maximum, found with two
-aggregations; text keys: one partition), each read by one traversal
-``V().has_label(L).has(key, between(lo, hi)).element_map(...)`` whose results stream back in
-frames of ``gremlin.fetch_rows``: memory is bounded by a frame, and no ``range()``
-pagination ever rescans. An edge label is read from its source vertices, partitioned by
-the same key ranges, each edge projected to its endpoints' key properties; an endpoint
-without its key property is found and named. Every request is bytecode with the labels and
+A label is split into ranges of its key property, at least ``extract.parallelism`` and at
+least ``count / gremlin.partition_rows`` of them: integer keys into equal-width ranges
+between the key's minimum and maximum (two aggregations); text keys (or integer keys too
+few to split) at the quantiles of a server-side ``sample()`` of the keys. Each range is
+read by one traversal ``V().has_label(L).has(key, between(lo, hi)).element_map(...)``
+whose results stream back in frames of ``gremlin.fetch_rows``; no ``range()`` pagination
+ever rescans. gremlinpython queues a response's frames as fast as the server sends them,
+so what bounds the client's memory is the partition: at most ``extract.parallelism``
+partitions of about ``partition_rows`` rows each are in flight (equal-width ranges over
+skewed integer keys can hold more; sampled quantiles follow the keys). An edge label is
+read from its source vertices, partitioned by the same kind of key ranges sized by the
+edge count, each edge projected to its endpoints' key properties; an endpoint without its
+key property is found and named. Every request is bytecode with the labels and
 property names as validated identifiers and every value as an argument
 (:mod:`graphrec.connectors.gremlin`).
 """
@@ -81,28 +86,67 @@ class GremlinSource(GraphSource):
                     f"gremlin: vertex {missing[0]!r} (label {vlabel!r}) has no key property "
                     f"{key!r} (extract.nodes.{name}.id)"
                 )
-        ranges: list[tuple] = [(None, None)]
-        if self.key_type(ntype) == pa.int64() and self.cfg.parallelism > 1:
-            lo = conn.all(g.V().has_label(vlabel).values(key).min_(), "splitting")
-            hi = conn.all(g.V().has_label(vlabel).values(key).max_(), "splitting")
-            if lo and hi and isinstance(lo[0], int) and isinstance(hi[0], int):
-                lo, hi = lo[0], hi[0] + 1
-                n = max(1, min(self.cfg.parallelism, hi - lo))
-                cuts = [lo + (hi - lo) * i // n for i in range(n + 1)]
-                ranges = list(zip(cuts[:-1], cuts[1:], strict=True))
+        total = conn.all((g.V() if kind == "node" else g.E()).has_label(label).count(), "counting")
+        parts = max(self.cfg.parallelism, -(-int(total[0]) // self.gcfg.partition_rows))
+        ranges = self._ranges(vlabel, key, ntype, parts)
         return [
             Partition(kind, name, i, self._where(kind, label, key, r), r)
             for i, r in enumerate(ranges)
         ]
 
+    def _ranges(self, vlabel: str, key: str, ntype: str, parts: int) -> list[tuple]:
+        """``parts`` key ranges ``(lo, hi)``, ``lo <= key < hi``, None: unbounded."""
+        if parts <= 1:
+            return [(None, None)]
+        g, conn = self.conn.g, self.conn
+        if self.key_type(ntype) == pa.int64():
+            lo = conn.all(g.V().has_label(vlabel).values(key).min_(), "splitting")
+            hi = conn.all(g.V().has_label(vlabel).values(key).max_(), "splitting")
+            if lo and hi and isinstance(lo[0], int) and isinstance(hi[0], int):
+                lo, hi = lo[0], hi[0] + 1
+                if hi - lo >= parts:
+                    cuts = [lo + (hi - lo) * i // parts for i in range(parts + 1)]
+                    return list(zip(cuts[:-1], cuts[1:], strict=True))
+        sample = conn.all(
+            g.V().has_label(vlabel).values(key).sample(min(100 * parts, 100_000)), "sampling keys"
+        )
+        try:
+            keys = sorted(set(sample))
+        except TypeError:  # keys of mixed types cannot be ordered: one partition
+            return [(None, None)]
+        cuts = sorted({keys[len(keys) * i // parts] for i in range(1, parts)}) if keys else []
+        bounds = [None, *cuts, None]
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
     def _where(self, kind: Kind, label: str, key: str, r: tuple) -> str:
         what = "vertices" if kind == "node" else "edges"
         src = "source " if kind == "edge" else ""
-        rng = "" if r[0] is None else f", {src}{key} {r[0]}..{r[1] - 1}"
+        lo, hi = r
+        if lo is None and hi is None:
+            rng = ""
+        elif isinstance(lo, int) and isinstance(hi, int):
+            rng = f", {src}{key} {lo}..{hi - 1}"
+        else:
+            ends = ("" if v is None else repr(v) for v in r)
+            rng = f", {src}{key} in [{', '.join(ends)})"
         return f"gremlin {what} {label!r}{rng}"
 
     # -- reading ---------------------------------------------------------------------
     def _read(
+        self, part: Partition, spec: NodeSpec | EdgeSpec, columns: list[str]
+    ) -> Iterator[pa.RecordBatch]:
+        """A partition's rows in key order (``(src, dst, edge id)`` for edges): the ranges
+        ascend, so the extracted tables are in key order whatever the server's iteration
+        order or the sampled cut points, and a seeded run gives the same graph every time.
+        A partition is held whole anyway (bounded by ``gremlin.partition_rows``)."""
+        batches = list(self._stream(part, spec, columns))
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        keys = columns[:1] if part.kind == "node" else [*columns[:2], KEY_COLUMN]
+        yield from table.sort_by([(k, "ascending") for k in keys]).to_batches(self.gcfg.fetch_rows)
+
+    def _stream(
         self, part: Partition, spec: NodeSpec | EdgeSpec, columns: list[str]
     ) -> Iterator[pa.RecordBatch]:
         from gremlin_python.process.graph_traversal import __
@@ -110,10 +154,16 @@ class GremlinSource(GraphSource):
 
         g = self.conn.g
         lo, hi = part.payload
-        if part.kind == "node":
-            t = g.V().has_label(self.label("node", part.name))
+
+        def within(t, key: str):
+            if lo is not None and hi is not None:
+                return t.has(key, P.between(lo, hi))
             if lo is not None:
-                t = t.has(spec.id, P.between(lo, hi))
+                return t.has(key, P.gte(lo))
+            return t if hi is None else t.has(key, P.lt(hi))
+
+        if part.kind == "node":
+            t = within(g.V().has_label(self.label("node", part.name)), spec.id)
             t = t.element_map(*columns)
             for rows in self.conn.stream(t, f"reading {part.location}"):
                 arrays = [to_arrow([r.get(c) for r in rows]) for c in columns]
@@ -121,9 +171,7 @@ class GremlinSource(GraphSource):
                 yield self._batch(arrays, columns, ids)
             return
         src_key, dst_key = self.cfg.nodes[spec.src].id, self.cfg.nodes[spec.dst].id
-        t = g.V().has_label(self.label("node", spec.src))
-        if lo is not None:
-            t = t.has(src_key, P.between(lo, hi))
+        t = within(g.V().has_label(self.label("node", spec.src)), src_key)
         props = columns[2:]
         t = (
             t.out_e(self.label("edge", part.name))

@@ -88,10 +88,15 @@ def user_spread(uv: Tensor, iv: Tensor, batch_users: int) -> Tensor:
 def standardized(uv: Tensor, iv: Tensor, batch_users: int) -> tuple[Tensor, Tensor]:
     """``uv`` with each row divided by its user's score spread; a user whose scores are all
     equal (no history for an item-item model) gets a zero row: it adds nothing."""
-    spread = user_spread(uv.float(), iv.float(), batch_users)
-    ok = torch.isfinite(spread) & (spread > 0)
-    scale = torch.where(ok, 1.0 / spread.clamp(min=1e-30), torch.zeros_like(spread))
+    scale = spread_scale(user_spread(uv.float(), iv.float(), batch_users))
     return uv.float() * scale.unsqueeze(1), iv.float()
+
+
+def spread_scale(spread: Tensor) -> Tensor:
+    """``1 / spread`` where the spread is positive and finite, else 0 (see
+    :func:`standardized`)."""
+    ok = torch.isfinite(spread) & (spread > 0)
+    return torch.where(ok, 1.0 / spread.clamp(min=1e-30), torch.zeros_like(spread))
 
 
 def mix(base: tuple[Tensor, Tensor], partner: tuple[Tensor, Tensor], weight: float):
@@ -101,4 +106,14 @@ def mix(base: tuple[Tensor, Tensor], partner: tuple[Tensor, Tensor], weight: flo
         return ub, ib
     if weight == 1.0:
         return up, ip
-    return torch.cat([(1 - weight) * ub, weight * up], 1), torch.cat([ib, ip], 1)
+    return mix_users(ub, up, weight), torch.cat([ib, ip], 1)
+
+
+def mix_users(base: Tensor, partner: Tensor, weight: float) -> Tensor:
+    """The user side of :func:`mix` alone (the item side, an item-item model's whole
+    matrix, is not copied again for one user)."""
+    if weight == 0.0:
+        return base
+    if weight == 1.0:
+        return partner
+    return torch.cat([(1 - weight) * base, weight * partner], 1)

@@ -10,6 +10,7 @@ from graphrec.errors import RunError
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.models.registry import RecommenderModel
+from graphrec.ranking.approximate import IndexReport, topk_unseen_approximate
 from graphrec.ranking.topk import topk_unseen
 
 
@@ -20,12 +21,15 @@ def recommend_all(
     progress: bool = False,
     users: torch.Tensor | None = None,
     items: torch.Tensor | None = None,
+    report: dict | None = None,
 ) -> pa.Table:
     """``recommend.k`` items per user that the user has no edge to, best first, as an Arrow
     table ``(user_id, item_id, rank, score)`` with the original ids. A user with fewer than
     k unseen items gets fewer rows; a non-finite score is an error and nothing is returned.
     ``users``, ``items``: only these users get recommendations, only these items are ranked
-    (ascending ids; default all).
+    (ascending ids; default all). ``recommend.method: approximate`` ranks through a FAISS
+    index; its :class:`~graphrec.ranking.approximate.IndexReport` (measured recall@k
+    against exact) goes into ``report["index"]`` when ``report`` is given.
     """
     ei = graph.target_index
     n_users, n_items = graph.num_nodes[graph.user_type], graph.num_nodes[graph.item_type]
@@ -50,8 +54,25 @@ def recommend_all(
     exclude = to_csr(row[u[keep]], col[i[keep]], len(users))
     if len(items) < n_items:
         iv = iv[items.to(iv.device)]
-    k = cfg.recommend.k
-    top, scores = topk_unseen(uv, iv, exclude, k, cfg.recommend.batch_users, progress, "recommend")
+    k, rc = cfg.recommend.k, cfg.recommend
+    if rc.method == "approximate":
+        top, scores, index = topk_unseen_approximate(
+            uv,
+            iv,
+            exclude,
+            k,
+            rc.batch_users,
+            rc.target_recall,
+            rc.index_lists,
+            cfg.train.seed,
+            progress,
+        )
+        if progress:
+            _log_index(index)
+        if report is not None:
+            report["index"] = index.as_dict()
+    else:
+        top, scores = topk_unseen(uv, iv, exclude, k, rc.batch_users, progress, "recommend")
     who = users.repeat_interleave(k)
     ranks = torch.arange(1, k + 1).repeat(len(users))
     top, scores = top.flatten(), scores.flatten()
@@ -72,4 +93,16 @@ def recommend_all(
             "rank": pa.array(ranks.numpy().astype("int32")),
             "score": pa.array(scores.numpy().astype("float32")),
         }
+    )
+
+
+def _log_index(index: IndexReport) -> None:
+    print(
+        f"recommend: approximate top-k, {index.lists} cells, {index.probes} probed: "
+        f"recall@k {index.recall_at_k:.3f} against exact on {index.sample_users} users"
+        + (
+            f", {index.exact_fallback_users} users scored exactly"
+            if index.exact_fallback_users
+            else ""
+        )
     )

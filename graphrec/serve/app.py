@@ -23,6 +23,7 @@ needs no Ray cluster to run, starts in seconds, and scales as a Kubernetes Deplo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import threading
@@ -60,12 +61,25 @@ class Holder:
             folder = Path(run_dir) if run_dir else self.run_dir
             model = ServedModel(folder, self.overrides, self.max_k)
             self.model, self.run_dir, self.error = model, folder, None  # one reference swap
+            _freeze_heap()
             return model
         except GraphRecError as exc:
             self.error = redact_text(str(exc).splitlines()[0])
             raise
         finally:
             self.loading.release()
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    A loaded model holds millions of Python objects (the id lists and dicts); each full
+    collection walked them all while requests waited: known-user p99 at concurrency 32 on
+    MovieLens was 266 ms with a p50 of 20 ms, and 34 ms once frozen. Unfrozen first so that
+    the model a reload replaced can still be collected (one full pass per reload)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -175,6 +189,8 @@ def create_app(
             "items": model.n_items,
             "max_k": model.max_k,
             "load_seconds": round(model.seconds, 2),
+            "method": model.cfg.recommend.method,
+            "index": model.index_report,
         }
 
     @app.get("/users/{user_id}/recommendations")

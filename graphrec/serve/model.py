@@ -7,6 +7,13 @@ items in one batched pass: a known user's request is a lookup. A node that is no
 graph (``POST /recommendations``) is added to a copy of the graph with its edges and
 properties, embedded by the model's ``embed_new`` rule, and scored against every item,
 its own neighbours (and itself) excluded.
+
+With ``recommend.method=approximate`` the known users' top ``max_k`` and every folded-in new
+user's top k come from a FAISS index over the item vectors
+(:mod:`graphrec.ranking.approximate`), its probes tuned at load to the configured recall
+against exact top-k; the recall reached is reported by ``/health``. A new node that needs a
+pass over the graph (properties, or a model without fold-in) is scored exactly: the pass
+costs more than the scoring.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from graphrec.graph import Graph
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import encode_nodes, message_graph
 from graphrec.loaders import GraphTables
-from graphrec.models.blend import BlendedModel, mix, standardized
+from graphrec.models.blend import BlendedModel, mix, mix_users, spread_scale
 from graphrec.models.inductive import NewNodes
+from graphrec.ranking.approximate import MIPSIndex, topk_unseen_approximate
 from graphrec.ranking.topk import topk_unseen
 from graphrec.transform import TrainedRun, load_current, read_run, rebuild, run_config
 
@@ -85,6 +93,8 @@ class ServedModel:
         ei = g.target_index
         blocked = self.nodes.new(self.item) if not self.new_items else None
         self.blocked = blocked if blocked is not None and blocked.any() else None
+        self.index: MIPSIndex | None = None
+        self.index_report: dict | None = None
         self.top, self.top_scores = self._rank_known(ei)
         pop = torch.bincount(ei[1], minlength=self.n_items).float()
         self.popular = torch.argsort(-pop, stable=True)[:max_k]
@@ -110,7 +120,24 @@ class ServedModel:
         exclude = to_csr(u[keep], col[i[keep]], self.n_users)
         iv = self.item_vectors if self.blocked is None else self.item_vectors[allowed]
         k = min(self.max_k, len(allowed))
-        top, scores = topk_unseen(self.user_vectors, iv, exclude, k, self.cfg.recommend.batch_users)
+        self.allowed = allowed
+        rc = self.cfg.recommend
+        if rc.method == "approximate":
+            self.index = MIPSIndex(iv, rc.index_lists, self.cfg.train.seed)
+            top, scores, report = topk_unseen_approximate(
+                self.user_vectors,
+                iv,
+                exclude,
+                k,
+                rc.batch_users,
+                rc.target_recall,
+                seed=self.cfg.train.seed,
+                index=self.index,
+            )
+            self.index_report = report.as_dict()
+            self.probes = report.probes
+        else:
+            top, scores = topk_unseen(self.user_vectors, iv, exclude, k, rc.batch_users)
         return torch.where(top >= 0, allowed[top.clamp(min=0)], -1), scores
 
     def known(self, user, k: int) -> Answer | None:
@@ -138,6 +165,8 @@ class ServedModel:
         if ratings is not None and len(ratings) != len(rows):
             raise BadRequest("ratings", f"{len(ratings)} ratings for {len(rows)} items")
         if self.fold is not None and not properties:
+            if self.index is not None:
+                return self._search(self._folded(rows, ratings, vector=True), rows, k)
             return self._answer(self._folded(rows, ratings), rows, None, k)
         with self.lock:
             graph, nodes = self._with_node(rows, ratings, properties)
@@ -164,10 +193,27 @@ class ServedModel:
         keep = torch.isfinite(val)
         return Answer([self.item_ids[i] for i in idx[keep].tolist()], val[keep].tolist())
 
+    def _search(self, vector: torch.Tensor, rows: list[int], k: int) -> Answer:
+        """Top ``k`` from the index, the user's own items excluded (friends: the new node
+        is not in the index, so it cannot be recommended to itself)."""
+        col = torch.full((self.n_items,), -1, dtype=torch.long)
+        col[self.allowed] = torch.arange(len(self.allowed))
+        own = col[torch.tensor(sorted(set(rows)), dtype=torch.long)]
+        own = own[own >= 0]
+        exclude = (torch.tensor([0, len(own)]), own)
+        top, scores, short = self.index.search_unseen(vector.view(1, -1), exclude, k, self.probes)
+        if short.any():  # too few unseen items among the probed cells: score them all
+            return self._answer(vector @ self.item_vectors.float().t().cpu(), rows, None, k)
+        keep = top[0] >= 0
+        items = self.allowed[top[0][keep]].tolist()
+        return Answer([self.item_ids[i] for i in items], scores[0][keep].tolist())
+
     @torch.no_grad()
-    def _folded(self, rows: list[int], ratings) -> torch.Tensor:
-        """A new user's scores over every item by each model's ``fold_in`` (no graph pass);
-        a blend standardises each part's scores as :class:`BlendedModel` does."""
+    def _folded(self, rows: list[int], ratings, vector: bool = False) -> torch.Tensor:
+        """A new user's scores over every item by each model's ``fold_in`` (no graph pass),
+        or with ``vector`` its vector, whose inner product with ``item_vectors`` is that
+        score. A blend standardises each part as :class:`BlendedModel` does (its spread is
+        taken from the part's scores, each computed once) and mixes them."""
         items = torch.tensor(rows, dtype=torch.long)
         labels = None
         if self.graph.label is not None:
@@ -177,16 +223,23 @@ class ServedModel:
                 else [self.cfg.evaluate.positive_threshold] * len(rows)
             )
             labels = torch.tensor(given, dtype=torch.float32)
-        parts = []
+        blend = len(self.members) > 1
+        users, scores = [], []
         for m, state, iv in zip(self.members, self.fold, self.part_items, strict=True):
-            uv = m.fold_in(state, items, labels)
-            if len(self.members) > 1:
-                uv, _ = standardized(uv, iv, 1)
-            parts.append((uv.float() @ iv.float().t()).squeeze(0))
-        if len(parts) == 1:
-            return parts[0].cpu()
+            uv = m.fold_in(state, items, labels).float()
+            if blend or not vector:
+                s = (uv @ iv.float().t()).squeeze(0)
+                if blend:
+                    scale = spread_scale(s.std().view(1))
+                    uv, s = uv * scale, s * scale
+                scores.append(s)
+            users.append(uv)
+        if vector:
+            return (mix_users(*users, self.model.weight) if blend else users[0]).squeeze(0).cpu()
+        if not blend:
+            return scores[0].cpu()
         w = self.model.weight
-        return ((1 - w) * parts[0] + w * parts[1]).cpu()
+        return ((1 - w) * scores[0] + w * scores[1]).cpu()
 
     def _with_node(self, rows: list[int], ratings, properties: dict) -> tuple[Graph, NewNodes]:
         """A copy of the graph with one more user (its target edges, encoded properties)."""

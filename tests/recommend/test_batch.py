@@ -120,19 +120,29 @@ def test_users_with_fewer_than_k_unseen_items_get_fewer_rows(heavy):
 
 
 @pytest.mark.parametrize("batch_users", [1, 5, 2048])
-def test_equals_a_brute_force_per_user_ranking(heavy, batch_users):
+@pytest.mark.parametrize("method", ["exact", "approximate"])
+def test_equals_a_brute_force_per_user_ranking(heavy, batch_users, method):
+    """``approximate`` at target recall 1 ranks as exact does, and reports its recall."""
     cfg, graph, _ = heavy
     cfg.recommend.k, cfg.recommend.batch_users = 4, batch_users
+    cfg.recommend.method, cfg.recommend.target_recall = method, 1.0
     model = FixedVectors(graph.num_nodes["user"], graph.num_nodes["movie"], seed=7)
-    got = table_rows(recommend_all(model, graph, cfg, progress=False))
+    report = {}
+    got = table_rows(recommend_all(model, graph, cfg, progress=False, report=report))
+    if method == "approximate":
+        assert report["index"]["recall_at_k"] == 1.0
+        assert report["index"]["sample_users"] == graph.num_nodes["user"]
+    else:
+        assert "index" not in report
     want = brute_force(model, graph, 4)
     assert [r[:3] for r in got] == [r[:3] for r in want]
     assert [r[3] for r in got] == pytest.approx([r[3] for r in want], rel=1e-5, abs=1e-5)
 
 
-def test_k_larger_than_the_catalogue_lists_every_unseen_item(heavy):
+@pytest.mark.parametrize("method", ["exact", "approximate"])
+def test_k_larger_than_the_catalogue_lists_every_unseen_item(heavy, method):
     cfg, graph, have = heavy
-    cfg.recommend.k = 50
+    cfg.recommend.k, cfg.recommend.method, cfg.recommend.target_recall = 50, method, 1.0
     model = FixedVectors(graph.num_nodes["user"], graph.num_nodes["movie"], seed=3)
     got = table_rows(recommend_all(model, graph, cfg, progress=False))
     assert [r[:3] for r in got] == [r[:3] for r in brute_force(model, graph, 50)]

@@ -255,3 +255,31 @@ def test_a_folded_in_new_user_matches_the_full_graph_pass(tmp_path, model):
             assert fast.scores == pytest.approx(full.scores, rel=1e-4, abs=1e-5)
         else:
             assert len(set(fast.items[:3]) & set(full.items[:3])) >= 2, (fast, full)
+
+
+@pytest.mark.parametrize("model", ["lightgcn+ease", "ease"])
+def test_the_approximate_index_at_full_recall_answers_as_exact_scoring(tmp_path, model):
+    """``recommend.method=approximate``: known users' lists and folded-in new users come
+    from the FAISS index; tuned to recall 1 they equal exact scoring, and the reached
+    recall is reported."""
+    from graphrec.serve.model import ServedModel
+
+    root = tmp_path / "data"
+    write_tiny_graph(root)
+    run = trained_run(root, tmp_path, model)
+    exact = ServedModel(run, max_k=5)
+    approx = ServedModel(
+        run, ["recommend.method=approximate", "recommend.target_recall=1.0"], max_k=5
+    )
+    assert exact.index is None and approx.index is not None
+    assert approx.index_report["recall_at_k"] == 1.0
+    ties = model == "ease"  # EASE ties many scores: the order among ties is arbitrary
+    for user in exact.user_row:
+        a, e = approx.known(user, 5), exact.known(user, 5)
+        assert a.scores == pytest.approx(e.scores, abs=1e-4)
+        assert ties or a.items == e.items
+    for items in ([101, 103, 105, 107], [102, 110, 111]):
+        a, e = approx.new_node(items, None, {}, 5), exact.new_node(items, None, {}, 5)
+        assert not set(a.items) & set(items) and len(a.items) == 5
+        assert a.scores == pytest.approx(e.scores, abs=1e-4)
+        assert ties or a.items == e.items
