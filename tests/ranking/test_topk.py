@@ -7,6 +7,22 @@ from graphrec.graph.csr import to_csr
 from graphrec.ranking import topk_unseen
 
 
+@pytest.fixture(params=["block", "tiled"])
+def kernel(request, monkeypatch):
+    """Both CPU kernels: the score block, and the tiled one shrunk to tiny tiles and chunks
+    (tiles of 24 items in chunks of 8, so every test crosses tile and chunk edges)."""
+    from graphrec.ranking import topk
+
+    if request.param == "tiled":
+        monkeypatch.setattr(topk, "CHUNK", 8)
+        monkeypatch.setattr(topk, "TILE", 24)
+        monkeypatch.setattr(topk, "TILED_MIN", 2)
+        monkeypatch.setattr(topk, "CANDIDATE_USERS", 7)
+    else:
+        monkeypatch.setattr(topk, "TILED_MIN", 10**12)
+    return request.param
+
+
 def per_user(uv, iv, indptr, indices, k):
     out = []
     for u in range(len(uv)):
@@ -18,7 +34,7 @@ def per_user(uv, iv, indptr, indices, k):
 
 @pytest.mark.parametrize("batch_users", [1, 7, 64, 1000])
 @pytest.mark.parametrize("dtypes", [(torch.float32, torch.float32), (torch.float64, torch.float32)])
-def test_batched_top_k_equals_one_user_at_a_time(batch_users, dtypes):
+def test_batched_top_k_equals_one_user_at_a_time(batch_users, dtypes, kernel):
     gen = torch.Generator().manual_seed(3)
     n_users, n_items, k = 50, 300, 10
     uv = torch.randn(n_users, 9, generator=gen).to(dtypes[0])
@@ -32,3 +48,43 @@ def test_batched_top_k_equals_one_user_at_a_time(batch_users, dtypes):
     for u in range(n_users):
         assert not torch.isin(top[u], indices[indptr[u] : indptr[u + 1]]).any()
     assert (scores[:, :-1] >= scores[:, 1:]).all()
+
+
+@pytest.mark.parametrize("n", [1_000, 50_000, 50_003])
+def test_two_pass_top_k_equals_torch_topk(n):
+    """The chunk-maxima pass finds torch.topk's scores exactly (the items too, where no
+    two scores tie), with rows of -inf, a short tail chunk and one outstanding score."""
+    from graphrec.ranking.topk import topk_rows
+
+    gen = torch.Generator().manual_seed(n)
+    s = torch.randn(64, n, generator=gen)
+    s[3] = float("-inf")
+    s[4, 10:] = float("-inf")
+    s[5, n - 1] = 9.0  # in the tail chunk when n is not a multiple of the chunk
+    want = torch.topk(s, 10, dim=1)
+    val, idx = topk_rows(s, 10)
+    assert torch.equal(val, want.values)
+    finite = torch.isfinite(want.values)
+    assert torch.equal(idx[finite], want.indices[finite])
+    assert idx[5, 0] == n - 1
+
+
+def test_users_with_few_or_no_unseen_items(kernel):
+    """A user who has seen all but 3 items gets those 3 then -1 / -inf; one who has seen
+    everything gets none; k above the catalogue lists every unseen item."""
+    gen = torch.Generator().manual_seed(5)
+    n_items = 61  # not a multiple of the tiny tiles or chunks
+    uv, iv = torch.randn(4, 6, generator=gen), torch.randn(n_items, 6, generator=gen)
+    left = torch.tensor([5, 33, 60])
+    seen0 = torch.tensor([i for i in range(n_items) if i not in left.tolist()])
+    u = torch.cat(
+        [torch.zeros(len(seen0), dtype=torch.long), torch.ones(n_items, dtype=torch.long)]
+    )
+    i = torch.cat([seen0, torch.arange(n_items)])
+    indptr, indices = to_csr(u, i, 4)
+    top, scores = topk_unseen(uv, iv, (indptr, indices), 10, batch_users=3)
+    assert sorted(top[0, :3].tolist()) == left.tolist() and (top[0, 3:] == -1).all()
+    assert torch.isinf(scores[0, 3:]).all() and (top[1] == -1).all()
+    assert torch.equal(top[2:], per_user(uv[2:], iv, torch.tensor([0, 0, 0]), indices[:0], 10))
+    every, _ = topk_unseen(uv, iv, (indptr, indices), 100, batch_users=2)
+    assert (every[2] >= 0).sum() == n_items and (every[0] >= 0).sum() == 3
