@@ -225,6 +225,9 @@ def bench_graph(
         out["alternatives"]["faiss"] = faiss
         if "users_per_s" in faiss:
             faiss["ratio"] = out["users_per_s"] / faiss["users_per_s"]
+        block = _score_block(uv, iv, exclude, k, cfg.recommend.batch_users, scores)
+        out["alternatives"]["score_block"] = block
+        block["ratio"] = out["users_per_s"] / block["users_per_s"]
         approx = _approximate(uv, iv, exclude, k, scores, cfg)
         out["alternatives"]["approximate"] = approx
         if "users_per_s" in approx:
@@ -364,6 +367,28 @@ def _per_user_loop(uv, iv, exclude, k, reference, users: int = 300) -> dict:
         "users": len(sample),
         "users_per_s": len(sample) / sec,
         "same_result": agree == len(sample),
+    }
+
+
+def _score_block(uv, iv, exclude, k, batch_users, exact_scores) -> dict:
+    """The exact top-k through the ``users x items`` score block (the kernel before the
+    tiled one, still used on GPUs and for wide vectors), on the same vectors."""
+    from graphrec.ranking import topk as kernel
+    from graphrec.ranking.approximate import recall
+
+    saved = kernel.TILED_MIN
+    kernel.TILED_MIN = 1 << 62  # never tiled
+    try:
+        t0 = time.perf_counter()
+        _, got = topk_unseen(uv, iv, exclude, k, batch_users)
+        sec = time.perf_counter() - t0
+    finally:
+        kernel.TILED_MIN = saved
+    return {
+        "users": len(uv),
+        "seconds": sec,
+        "users_per_s": len(uv) / sec,
+        "same_scores": recall(got, exact_scores) == 1.0,
     }
 
 

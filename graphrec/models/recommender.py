@@ -53,13 +53,24 @@ class Recommender(nn.Module):
 
     @torch.no_grad()
     def vectors(self, data: HeteroData) -> tuple[Tensor, Tensor]:
-        """Full-graph ``(user_vectors [U, H+1], item_vectors [I, H+1])`` for ranking."""
+        """Full-graph ``(user_vectors [U, H+1], item_vectors [I, H+1])`` for ranking, by the
+        encoder's layer-wise batched ``inference`` (memory bounded by a batch of
+        ``INFERENCE_BATCH_NODES`` nodes' messages, not by the graph's edges)."""
         was = self.training
         self.eval()
-        z = self.encode(data)
+        x = {t: data[t].x for t in data.node_types if "x" in data[t]}
+        num_nodes = {t: data[t].num_nodes for t in data.node_types}
+        z = self.encoder.inference(
+            x, num_nodes, data.edge_index_dict, INFERENCE_BATCH_NODES, INFERENCE_BATCH_EDGES
+        )
         self.train(was)
         return self.decoder.user_vectors(z[self.user]), self.decoder.item_vectors(z[self.item])
 
+
+INFERENCE_BATCH_NODES = 65_536
+"""Destination nodes per step of full-graph inference (``HeteroSAGE.inference``)."""
+INFERENCE_BATCH_EDGES = 1 << 20
+"""Incoming edges per step of full-graph inference: their messages, 256 MiB at width 64."""
 
 AUTO_SPARSE_NODES = 100_000
 """``model.sparse_embeddings=auto`` turns sparse embedding gradients on from this many nodes."""

@@ -120,7 +120,10 @@ class MIPSIndex:
         r = torch.arange(q).unsqueeze(1).expand_as(found)
         items[r[ok], place[ok]] = found[ok].long()
         top[r[ok], place[ok]] = scores[ok]
-        needed = torch.clamp(n - deg, max=k)
+        distinct = torch.bincount(  # a list may repeat an item: count each once
+            torch.unique(rows * n + indices) // n, minlength=q
+        )
+        needed = torch.clamp(n - distinct, max=k)
         return items, top, ok.sum(1) < needed
 
 

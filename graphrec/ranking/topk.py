@@ -2,12 +2,19 @@
 validation (train), recommendation and ``graphrec compare``.
 
 Scores are one matrix product per batch (``user_vectors @ item_vectors.T``); items the user
-already has an edge to are masked with ``-inf`` from a CSR list before ``torch.topk``. No
-Python loop runs per user. The score block is allocated once and reused by every batch:
-a fresh 400 MB block per batch spent more time in page faults than in the product (the
-product ran 2.5x faster into a reused buffer on a 2-core machine, 2,048 x 50,000 x 65).
-A MIPS index can replace the product for huge catalogues; the vectors are already in
-inner-product form.
+already has an edge to are masked with ``-inf`` from a CSR list. No Python loop runs per
+user. Two kernels:
+
+- the score block (GPU; CPU with wide vectors or small catalogues): the batch's
+  ``users x items`` scores in one buffer allocated once and reused (a fresh 400 MB block
+  per batch spent more time in page faults than in the product), ranked by
+  :func:`topk_rows`;
+- :func:`topk_tiled` (CPU, vectors up to ``TILED_MAX_WIDTH`` wide, catalogues of at least
+  ``TILED_MIN * k`` items): tiles of items that stay in cache, only their chunk maxima
+  kept, the best chunks rescored.
+
+An approximate index (:mod:`graphrec.ranking.approximate`) replaces the product for huge
+catalogues; the vectors are already in inner-product form.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ def topk_unseen(
     user_vectors, item_vectors = user_vectors.detach(), item_vectors.detach()
     num_users, num_items = len(user_vectors), len(item_vectors)
     dtype = torch.promote_types(user_vectors.dtype, item_vectors.dtype)
-    if device.type == "cpu" and num_items >= TILED_MIN * min(k, num_items):
+    narrow = item_vectors.shape[1] <= TILED_MAX_WIDTH  # EASE-like vectors are one per item
+    if device.type == "cpu" and narrow and num_items >= max(1, TILED_MIN * min(k, num_items)):
         return topk_tiled(
             user_vectors.to(dtype), item_vectors.to(dtype), exclude, k, batch_users, progress,
             desc,
@@ -61,6 +69,10 @@ TILE = 4096
 16,384 items)."""
 TILED_MIN = 32 * CHUNK
 """Catalogues of at least this many items per k use :func:`topk_tiled` on a CPU."""
+TILED_MAX_WIDTH = 256
+"""Widest vectors :func:`topk_tiled` takes: it rescores ``k * CHUNK`` candidates per user
+by gathering their item vectors, which for an item-item model (one column per item) is
+gigabytes; the score block costs no more than the product there."""
 CANDIDATE_USERS = 256
 """Users whose candidates are rescored at once (their item vectors gathered)."""
 
@@ -94,7 +106,6 @@ def topk_tiled(
     kk = min(k_eff, len(base))
     dtype = item_vectors.dtype
     item_vectors = item_vectors.contiguous()
-    item_t = item_vectors.t().contiguous()
     width = min(batch_users, num_users)
     tile = torch.empty(width, min(TILE, n), dtype=dtype)
     offsets = torch.arange(CHUNK)
@@ -116,7 +127,7 @@ def topk_tiled(
         for t, c0 in enumerate(starts.tolist()):
             w = min(TILE, n - c0)
             s = tile[:b, :w]
-            torch.matmul(ub, item_t[:, c0 : c0 + w], out=s)
+            torch.matmul(ub, item_vectors[c0 : c0 + w].t(), out=s)
             lo, hi = bounds[t], bounds[t + 1]
             if hi > lo:
                 s[s_rows[lo:hi], s_cols[lo:hi] - c0] = float("-inf")

@@ -75,7 +75,7 @@ def _freeze_heap() -> None:
 
     A loaded model holds millions of Python objects (the id lists and dicts); each full
     collection walked them all while requests waited: known-user p99 at concurrency 32 on
-    MovieLens was 266 ms with a p50 of 20 ms, and 34 ms once frozen. Unfrozen first so that
+    MovieLens was 266 ms with a p50 of 20 ms, and 24-34 ms once frozen. Unfrozen first so that
     the model a reload replaced can still be collected (one full pass per reload)."""
     gc.unfreeze()
     gc.collect()

@@ -165,7 +165,9 @@ class ServedModel:
         if ratings is not None and len(ratings) != len(rows):
             raise BadRequest("ratings", f"{len(ratings)} ratings for {len(rows)} items")
         if self.fold is not None and not properties:
-            if self.index is not None:
+            # a blend's parts are standardised by their scores over every item: with those
+            # computed, the index would save nothing
+            if self.index is not None and len(self.members) == 1:
                 return self._search(self._folded(rows, ratings, vector=True), rows, k)
             return self._answer(self._folded(rows, ratings), rows, None, k)
         with self.lock:

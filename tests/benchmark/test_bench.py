@@ -74,6 +74,8 @@ def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
         assert loop["same_result"] and loop["ratio"] > 0
         faiss = topk["alternatives"]["faiss"]
         assert "skipped" in faiss or faiss["share_same_top_k"] == 1.0
+        block = topk["alternatives"]["score_block"]
+        assert block["same_scores"] and block["ratio"] > 0
         approx = topk["alternatives"]["approximate"]  # FAISS is a dependency: measured
         assert approx["recall_at_k"] >= 0.95 and 0 < approx["recall_at_k_all_users"] <= 1
         assert approx["users_per_s"] > 0 and approx["ratio"] > 0

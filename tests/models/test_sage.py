@@ -72,3 +72,46 @@ def test_learns_a_rating_pattern():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("aggr", ["mean", "max", "sum"])
+@pytest.mark.parametrize(
+    "batch_nodes,batch_edges", [(1, 100), (2, 100), (3, 5), (1000, 1), (1000, 100)]
+)
+def test_layerwise_inference_equals_the_full_graph_forward(aggr, batch_nodes, batch_edges):
+    """Batched layer-wise inference gives ``forward``'s embeddings in eval mode, whatever
+    the batch (a node with no incoming edge, an item type with features, three layers)."""
+    torch.manual_seed(1)
+    data = tiny_data()
+    data["user"].num_nodes = 9  # users 7 and 8 have no edge: they keep their input state
+    model = build_model(
+        ModelConfig(hidden=8, embedding_dim=4, aggr=aggr, dropout=0.3),
+        {"user": 9, "item": 5},
+        {"item": 3},
+        data.edge_types,
+        ET,
+        num_layers=3,
+    ).eval()
+    full = model.encode(data)
+    x = {"item": data["item"].x}
+    got = model.encoder.inference(
+        x, {"user": 9, "item": 5}, data.edge_index_dict, batch_nodes, batch_edges
+    )
+    for t in ("user", "item"):
+        assert torch.allclose(got[t], full[t], atol=1e-5), t
+    model.train()  # vectors() runs in eval mode (no dropout) and restores the mode
+    uv, iv = model.vectors(data)
+    assert model.training
+    assert torch.allclose(uv[:, :-1], full["user"], atol=1e-5)
+
+
+def test_batches_bound_nodes_and_edges():
+    from graphrec.models.sage import _batches
+
+    ptr = torch.tensor([0, 2, 3, 10, 10, 11, 12])  # node 2 has 7 incoming edges
+    assert _batches(ptr, 100, 3) == [(0, 2), (2, 3), (3, 6)]
+    assert _batches(ptr, 2, 100) == [(0, 2), (2, 4), (4, 6)]
+    assert _batches(torch.tensor([0]), 4, 4) == []

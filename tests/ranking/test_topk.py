@@ -88,3 +88,21 @@ def test_users_with_few_or_no_unseen_items(kernel):
     assert torch.equal(top[2:], per_user(uv[2:], iv, torch.tensor([0, 0, 0]), indices[:0], 10))
     every, _ = topk_unseen(uv, iv, (indptr, indices), 100, batch_users=2)
     assert (every[2] >= 0).sum() == n_items and (every[0] >= 0).sum() == 3
+
+
+def test_empty_catalogue_and_wide_vectors(monkeypatch, kernel):
+    """No items: every user gets -1 rows. Vectors wider than TILED_MAX_WIDTH (an item-item
+    model's) never take the tiled kernel, whose rescoring would gather them per user."""
+    from graphrec.ranking import topk
+
+    ex = (torch.zeros(4, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    top, scores = topk_unseen(torch.randn(3, 5), torch.randn(0, 5), ex, 4)
+    assert (top == -1).all() and torch.isinf(scores).all()
+
+    def refuse(*a, **kw):
+        raise AssertionError("tiled kernel used for wide vectors")
+
+    monkeypatch.setattr(topk, "topk_tiled", refuse)
+    wide = topk.TILED_MAX_WIDTH + 1
+    top, _ = topk_unseen(torch.randn(3, wide), torch.randn(40, wide), ex, 4)
+    assert (top >= 0).all()

@@ -257,7 +257,7 @@ def test_a_folded_in_new_user_matches_the_full_graph_pass(tmp_path, model):
             assert len(set(fast.items[:3]) & set(full.items[:3])) >= 2, (fast, full)
 
 
-@pytest.mark.parametrize("model", ["lightgcn+ease", "ease"])
+@pytest.mark.parametrize("model", ["lightgcn", "lightgcn+ease", "ease"])
 def test_the_approximate_index_at_full_recall_answers_as_exact_scoring(tmp_path, model):
     """``recommend.method=approximate``: known users' lists and folded-in new users come
     from the FAISS index; tuned to recall 1 they equal exact scoring, and the reached
