@@ -104,7 +104,12 @@ def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False
     clock = StageClock()
     sinks = [] if train_only else sink_names(cfg)  # an unknown sink fails now, not later
 
-    graph, split = extract_and_build(cfg, clock, progress)
+    read_parts = None
+    if cfg.distributed.workers > 0:  # the cluster's nodes read the partitions too
+        from graphrec.distributed.extract import ray_read_parts
+
+        read_parts = ray_read_parts(cfg, progress)
+    graph, split = extract_and_build(cfg, clock, progress, read_parts)
 
     chosen = None
     if cfg.mode == "final" and cfg.final_validation and cfg.build.split.val > 0:

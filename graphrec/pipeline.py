@@ -69,11 +69,12 @@ class StageClock:
 
 
 def extract_and_build(
-    cfg: JobConfig, clock: StageClock | None = None, progress: bool = True
+    cfg: JobConfig, clock: StageClock | None = None, progress: bool = True, read_parts=None
 ) -> tuple[Graph, EdgeSplit]:
-    """Stages 1 and 2: the graph as tensors, and its split (all edges train in final mode)."""
+    """Stages 1 and 2: the graph as tensors, and its split (all edges train in final mode).
+    ``read_parts``: who reads the source's partitions (see ``loaders.extract``)."""
     clock = clock or StageClock()
-    tables = extract_tables(cfg, clock, progress)
+    tables = extract_tables(cfg, clock, progress, read_parts)
     with clock.stage("build") as st:
         graph = build_graph(tables, cfg, progress)
         del tables
@@ -90,17 +91,23 @@ def extract_and_build(
     return graph, split
 
 
-def extract_tables(cfg: JobConfig, clock: StageClock, progress: bool = True) -> GraphTables:
+def extract_tables(
+    cfg: JobConfig, clock: StageClock, progress: bool = True, read_parts=None
+) -> GraphTables:
     """Stage 1: the configured source's nodes and edges as Arrow tables (or its snapshot)."""
     target = cfg.build.target
     with clock.stage("extract") as st:
         required = {target: [cfg.build.label]} if cfg.build.label else {}
         source = make_source(cfg.extract)
         try:
-            tables, cached = extract_cached(source, required, progress)
+            tables, cached = extract_cached(source, required, progress, read_parts)
         finally:
             source.close()
         st.update(edges=tables.num_edges, from_snapshot=cached)
+        if read_parts is not None and not cached:
+            st["read_by"] = getattr(read_parts, "name", "custom")
+            if getattr(read_parts, "nodes", None):
+                st["read_on_nodes"] = len(set(read_parts.nodes))
         if not cached:
             st["edges_per_s"] = tables.stats["edges_per_s"]
     return tables

@@ -42,6 +42,7 @@ def extract(
     source: GraphSource,
     required: dict[str, list[str]] | None = None,
     progress: bool = True,
+    read_parts: ReadParts | None = None,
 ) -> GraphTables:
     """Read the whole graph from ``source``.
 
@@ -50,6 +51,7 @@ def extract(
         required: edge type -> numeric properties that must be present and finite on
             every edge (the label), checked with the row that breaks it.
         progress: show a progress bar.
+        read_parts: who reads the partitions (None: ``extract.parallelism`` threads here).
     """
     cfg = source.cfg
     required = required or {}
@@ -62,7 +64,7 @@ def extract(
         parts = source.partitions("node", name)
         if not parts:
             continue
-        table, spans = _read_all(source, parts, None, bar)
+        table, spans = _read_all(source, parts, None, bar, read_parts)
         if table.num_rows == 0:
             raise DataError(f"{parts[0].location}: no rows for node type {name!r}")
         _check_unique(table.column("id"), spans, name, source)
@@ -77,7 +79,7 @@ def extract(
                 checks.append(_endpoint_check(col, ntype, node_ids[ntype], spec))
         for prop in required.get(name, []):
             checks.append(lambda b, loc, r0, p=prop: check_finite(b, p, loc, r0))
-        table, _ = _read_all(source, parts, checks, bar)
+        table, _ = _read_all(source, parts, checks, bar, read_parts)
         if table.num_rows == 0:
             raise DataError(
                 f"{parts[0].location if parts else name}: no rows for edge type {name!r}"
@@ -119,12 +121,29 @@ def extract(
 
 
 Check = Callable[[pa.RecordBatch, str, int], None]
+ReadParts = Callable[[GraphSource, list[Partition]], list[list[pa.RecordBatch]]]
+"""Reads partitions elsewhere (Ray tasks on a cluster's nodes: ``graphrec.distributed``)
+and returns each one's batches, in partition order; the checks then run here."""
 
 
 def _read_all(
-    source: GraphSource, parts: list[Partition], checks: list[Check] | None, bar: tqdm
+    source: GraphSource,
+    parts: list[Partition],
+    checks: list[Check] | None,
+    bar: tqdm,
+    read_parts: ReadParts | None = None,
 ) -> tuple[pa.Table, list[tuple[str, int]]]:
     """Read partitions concurrently; return the table (partition order) and row spans."""
+    if read_parts is not None:
+        results = read_parts(source, parts)
+        for part, batches in zip(parts, results, strict=True):
+            row = 0
+            for batch in batches:
+                for check in checks or ():
+                    check(batch, part.location, row)
+                row += batch.num_rows
+                bar.update(batch.num_rows)
+        return _join(parts, results)
 
     def read_one(part: Partition) -> list[pa.RecordBatch]:
         batches, row = [], 0
@@ -150,6 +169,12 @@ def _read_all(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+    return _join(parts, results)
+
+
+def _join(
+    parts: list[Partition], results: list[list[pa.RecordBatch]]
+) -> tuple[pa.Table, list[tuple[str, int]]]:
     batches = [b for r in results for b in r]
     spans = [(p.location, sum(b.num_rows for b in r)) for p, r in zip(parts, results, strict=True)]
     if not batches:

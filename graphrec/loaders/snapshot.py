@@ -65,7 +65,10 @@ def load_snapshot(folder: str | Path) -> GraphTables:
 
 
 def extract_cached(
-    source: GraphSource, required: dict[str, list[str]] | None = None, progress: bool = True
+    source: GraphSource,
+    required: dict[str, list[str]] | None = None,
+    progress: bool = True,
+    read_parts=None,
 ) -> tuple[GraphTables, bool]:
     """Load the snapshot for this source and config if there is one, else extract and save.
 
@@ -74,10 +77,10 @@ def extract_cached(
     cfg = source.cfg
     fingerprint = source.fingerprint() if cfg.snapshot_dir else None
     if fingerprint is None:
-        return extract(source, required, progress), False
+        return extract(source, required, progress, read_parts), False
     folder = Path(cfg.snapshot_dir) / snapshot_key(cfg, fingerprint)
     if (folder / MANIFEST).is_file():
         return load_snapshot(folder), True
-    tables = extract(source, required, progress)
+    tables = extract(source, required, progress, read_parts)
     save_snapshot(tables, folder)
     return tables, False
