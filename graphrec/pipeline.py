@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import psutil
+import pyarrow as pa
 
 from graphrec.config import JobConfig
 from graphrec.errors import Interrupted
@@ -78,6 +79,9 @@ def extract_and_build(
     with clock.stage("build") as st:
         graph = build_graph(tables, cfg, progress)
         del tables
+        # Arrow's allocator (jemalloc) keeps the freed tables' pages: 876 MiB of a 2.1 GiB
+        # RSS after building a 1e7-edge graph, about 9 GiB at 1e8; give them back
+        pa.default_memory_pool().release_unused()
         n_target = graph.target_index.shape[1]
         if cfg.mode == "final":
             split = all_train(n_target)
