@@ -120,7 +120,7 @@ class ServedModel:
         exclude = to_csr(u[keep], col[i[keep]], self.n_users)
         iv = self.item_vectors if self.blocked is None else self.item_vectors[allowed]
         k = min(self.max_k, len(allowed))
-        self.allowed = allowed
+        self.allowed, self.column = allowed, col  # item row -> index column (-1: not in it)
         rc = self.cfg.recommend
         if rc.method == "approximate":
             self.index = MIPSIndex(iv, rc.index_lists, self.cfg.train.seed)
@@ -198,9 +198,7 @@ class ServedModel:
     def _search(self, vector: torch.Tensor, rows: list[int], k: int) -> Answer:
         """Top ``k`` from the index, the user's own items excluded (friends: the new node
         is not in the index, so it cannot be recommended to itself)."""
-        col = torch.full((self.n_items,), -1, dtype=torch.long)
-        col[self.allowed] = torch.arange(len(self.allowed))
-        own = col[torch.tensor(sorted(set(rows)), dtype=torch.long)]
+        own = self.column[torch.tensor(sorted(set(rows)), dtype=torch.long)]
         own = own[own >= 0]
         exclude = (torch.tensor([0, len(own)]), own)
         top, scores, short = self.index.search_unseen(vector.view(1, -1), exclude, k, self.probes)
