@@ -40,6 +40,7 @@ from graphrec.train.optimizer import make_optimizer
 
 STAGES = ("extract", "build", "text", "sample", "train", "inference", "topk", "write")
 FULL_BATCH_MAX_EDGES = 2_000_000  # above this, one full-batch step needs tens of GB
+REPEATS = 2  # graphrec and PyG's recipe, alternated; the best of each is compared
 
 
 def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
@@ -176,11 +177,17 @@ def bench_graph(
             if a.get("labelled_edges_per_s"):
                 a["ratio"] = out["labelled_edges_per_s"] / a["labelled_edges_per_s"]
         # PyG's recipe is link prediction: compare it with graphrec on that same task
+        # alternated, best of REPEATS each: a shared machine's slow spell hits both
         link = copy.deepcopy(c)
         link.train.objective, link.train.loss = "link", "bce"
-        _, r3 = train_loop_per_worker({"cfg": link, "inputs": no_val, "progress": False})
-        ref = pyg_reference.measure(no_val, link, steps)
-        ref["graphrec"] = r3.history[-1]["labelled_edges_per_s"]
+        ours, refs = [], []
+        for _ in range(REPEATS):
+            _, r3 = train_loop_per_worker({"cfg": link, "inputs": no_val, "progress": False})
+            ours.append(r3.history[-1]["labelled_edges_per_s"])
+            refs.append(pyg_reference.measure(no_val, link, steps))
+        ref = max(refs, key=lambda r: r["labelled_edges_per_s"])
+        ref["graphrec"] = max(ours)
+        ref["repeats"] = {"graphrec": ours, "pyg": [r["labelled_edges_per_s"] for r in refs]}
         ref["ratio"] = ref["graphrec"] / ref["labelled_edges_per_s"]
         alts["pyg_reference (link, bce)"] = ref
         out["alternatives"] = alts

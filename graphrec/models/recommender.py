@@ -37,6 +37,16 @@ class Recommender(nn.Module):
             for t in data.node_types
         }
         x = {t: data[t].x for t in data.node_types if "x" in data[t]}
+        if all("num_sampled_nodes" in data[t] for t in data.node_types) and all(
+            "num_sampled_edges" in data[et] for et in data.edge_types
+        ):  # a neighbour-sampled batch: each layer updates only what the next one reads
+            return self.encoder(
+                x,
+                n_id,
+                data.edge_index_dict,
+                {t: data[t].num_sampled_nodes for t in data.node_types},
+                {et: data[et].num_sampled_edges for et in data.edge_types},
+            )
         return self.encoder(x, n_id, data.edge_index_dict)
 
     def score(self, data: HeteroData, z: dict[str, Tensor], pairs: Tensor) -> Tensor:

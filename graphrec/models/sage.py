@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
+from graphrec.models.aggregate import aggregate, layer_sizes
+
 EdgeType = tuple[str, str, str]
 
 
@@ -67,26 +69,64 @@ class HeteroSAGE(nn.Module):
             for _ in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
+        self.aggr = aggr
 
     def forward(
         self,
         x_dict: dict[str, Tensor],
         n_id_dict: dict[str, Tensor],
         edge_index_dict: dict[EdgeType, Tensor],
+        num_sampled_nodes: dict[str, list[int]] | None = None,
+        num_sampled_edges: dict[EdgeType, list[int]] | None = None,
     ) -> dict[str, Tensor]:
+        """``num_sampled_nodes``/``num_sampled_edges``: the per-hop counts of a
+        neighbour-sampled batch; with them every layer updates only the nodes the next
+        one reads (:func:`~graphrec.models.aggregate.layer_sizes`), so the last layer
+        returns the seeds alone (the first ``num_sampled_nodes[t][0]`` rows)."""
         h = {}
         for t, n_id in n_id_dict.items():
             parts = [self.embedding[t](n_id)]
             if t in self.feature_dims:
                 parts.append(x_dict[t])
             h[t] = self.inp[t](torch.cat(parts, dim=-1))
+        sizes = layer_sizes(len(self.convs), num_sampled_nodes, num_sampled_edges)
         for i, conv in enumerate(self.convs):
-            out = conv(h, edge_index_dict)
-            # A type that receives no message this layer keeps its previous state.
-            h = {t: out.get(t, h[t]) for t in h}
+            if self.aggr in ("mean", "sum"):
+                nodes, edges = sizes[i] if sizes else ({}, {})
+                out = self._layer(conv, h, edge_index_dict, nodes, edges)
+                h = {t: out[t] if t in out else v[: nodes.get(t, len(v))] for t, v in h.items()}
+            else:
+                out = conv(h, edge_index_dict)
+                # A type that receives no message this layer keeps its previous state.
+                h = {t: out.get(t, h[t]) for t in h}
             if i < len(self.convs) - 1:
                 h = {t: self.dropout(v.relu()) for t, v in h.items()}
         return h
+
+    def _layer(
+        self,
+        conv: HeteroConv,
+        h: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        nodes: dict[str, int],
+        edges: dict[EdgeType, int],
+    ) -> dict[str, Tensor]:
+        """One ``HeteroConv`` of ``SAGEConv`` s, each as ``lin_l(A @ h_src) + lin_r(h_dst)``
+        (:func:`~graphrec.models.aggregate.aggregate`) with the convolution's own
+        weights, for the first ``nodes[t]`` destinations from the first ``edges[et]``
+        edges (all when absent)."""
+        out: dict[str, Tensor] = {}
+        for et, ei in edge_index_dict.items():
+            if et not in conv.convs:
+                continue
+            sage = conv.convs[et]
+            src, _, dst = et
+            n_dst = nodes.get(dst, len(h[dst]))
+            if et in edges:
+                ei = ei[:, : edges[et]]
+            y = sage.lin_l(aggregate(h[src], ei, n_dst, self.aggr)) + sage.lin_r(h[dst][:n_dst])
+            out[dst] = y if dst not in out else out[dst] + y
+        return out
 
     @torch.no_grad()
     def inference(

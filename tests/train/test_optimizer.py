@@ -70,3 +70,32 @@ def test_auto_sparse_embeddings_follow_graph_size_and_gpu_workers():
     assert not use_sparse_embeddings("auto", big, nccl=True)  # NCCL: no sparse all-reduce
     assert use_sparse_embeddings(True, small, nccl=False)
     assert not use_sparse_embeddings(False, big, nccl=False)
+
+
+def test_row_sparse_adam_matches_torch_sparse_adam_and_fused_adam_matches_adam():
+    """The faster optimizers are the same algorithms: repeated and unsorted row ids (the
+    gradient is coalesced first), rows touched at different steps, dense parameters."""
+    from graphrec.train.optimizer import RowSparseAdam
+
+    torch.manual_seed(0)
+    ours, ref = Tiny(True), Tiny(True)
+    ref.load_state_dict(ours.state_dict())
+    opt = make_optimizer(ours, 0.05, weight_decay=0.01)
+    assert isinstance(opt.parts[1], RowSparseAdam) and opt.parts[0].defaults["fused"]
+    ref_opts = [
+        torch.optim.Adam(ref.lin.parameters(), lr=0.05, weight_decay=0.01),
+        torch.optim.SparseAdam([ref.emb.weight], lr=0.05),
+    ]
+    for ids in ([4, 1, 4, 7], [1, 2], [9, 9, 0, 4]):
+        for model in (ours, ref):
+            model.zero_grad()
+            model(torch.tensor(ids)).backward()
+        opt.step()
+        for o in ref_opts:
+            o.step()
+        torch.testing.assert_close(ours.emb.weight, ref.emb.weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ours.lin.weight, ref.lin.weight, rtol=1e-5, atol=1e-6)
+    state = opt.parts[1].state[ours.emb.weight]
+    ref_state = ref_opts[1].state[ref.emb.weight]
+    assert state["step"] == ref_state["step"] == 3
+    torch.testing.assert_close(state["exp_avg_sq"], ref_state["exp_avg_sq"])
