@@ -30,7 +30,9 @@ class Recommender(nn.Module):
         return self.decoder.mean.device
 
     def encode(self, data: HeteroData) -> dict[str, Tensor]:
-        """Embeddings of every node in ``data`` (a sampled batch or the whole graph)."""
+        """Embeddings of every node of ``data`` (the whole graph), or of a neighbour-sampled
+        batch's seeds (its first ``num_sampled_nodes[0]`` nodes per type, the only ones a
+        batch's pairs refer to) with ``aggr`` mean or sum."""
         device = self.device
         n_id = {
             t: data[t].n_id if "n_id" in data[t] else torch.arange(data[t].num_nodes, device=device)

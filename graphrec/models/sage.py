@@ -90,6 +90,8 @@ class HeteroSAGE(nn.Module):
                 parts.append(x_dict[t])
             h[t] = self.inp[t](torch.cat(parts, dim=-1))
         sizes = layer_sizes(len(self.convs), num_sampled_nodes, num_sampled_edges)
+        if sizes and not (set(edge_index_dict) <= set(sizes[0][1])):
+            sizes = None  # counts for only some edge types: trim nothing
         for i, conv in enumerate(self.convs):
             if self.aggr in ("mean", "sum"):
                 nodes, edges = sizes[i] if sizes else ({}, {})
@@ -113,8 +115,9 @@ class HeteroSAGE(nn.Module):
     ) -> dict[str, Tensor]:
         """One ``HeteroConv`` of ``SAGEConv`` s, each as ``lin_l(A @ h_src) + lin_r(h_dst)``
         (:func:`~graphrec.models.aggregate.aggregate`) with the convolution's own
-        weights, for the first ``nodes[t]`` destinations from the first ``edges[et]``
-        edges (all when absent)."""
+        weights (``SAGEConv`` 's defaults, as ``__init__`` builds them: root weight, no
+        normalisation, no projection), for the first ``nodes[t]`` destinations from the
+        first ``edges[et]`` edges (all when absent)."""
         out: dict[str, Tensor] = {}
         for et, ei in edge_index_dict.items():
             if et not in conv.convs:

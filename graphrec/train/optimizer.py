@@ -50,10 +50,10 @@ class RowSparseAdam(torch.optim.SparseAdam):
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1  # counted even for an empty gradient, as torch does
+                step = state["step"]
                 if g.numel() == 0:
                     continue
-                state["step"] += 1
-                step = state["step"]
                 m = state["exp_avg"].index_select(0, rows).lerp_(g, 1 - beta1)
                 v = state["exp_avg_sq"].index_select(0, rows)
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
@@ -68,10 +68,12 @@ def _unique_rows(grad: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor
     """``(row ids, [rows, dim] gradients)`` of a sparse row gradient, each row once (the
     update is not linear in the gradient). An embedding looked up at distinct ids (a
     sampled batch's nodes) is used as it is; a count over the table's rows, not a sort,
-    tells."""
+    tells, where the table is not much longer than the batch (else: coalesced)."""
     rows = grad._indices()[0]
-    if grad.is_coalesced() or len(rows) == 0 or int(torch.bincount(rows, minlength=n).max()) <= 1:
+    if grad.is_coalesced() or len(rows) == 0:
         return rows, grad._values()
+    if n <= 64 * len(rows) and int(torch.bincount(rows, minlength=n).max()) <= 1:
+        return rows, grad._values()  # the count's cost stays within the batch's update
     grad = grad.coalesce()
     return grad._indices()[0], grad._values()
 

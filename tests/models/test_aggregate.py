@@ -45,6 +45,21 @@ def test_layer_sizes_trim_one_more_hop_per_layer():
     assert layer_sizes(2, None, None) is None
 
 
+def test_counts_for_only_some_edge_types_trim_nothing():
+    data = _graph()
+    model = build_model(
+        ModelConfig(hidden=8, embedding_dim=4), {"user": 40, "item": 25}, {"item": 3},
+        data.edge_types, ET, num_layers=2,
+    )  # fmt: skip
+    enc = model.encoder
+    x, n_id = {"item": data["item"].x}, {"user": torch.arange(40), "item": torch.arange(25)}
+    nodes = {"user": [5, 10, 25], "item": [4, 6, 15]}
+    full = enc(x, n_id, data.edge_index_dict)
+    partial = enc(x, n_id, data.edge_index_dict, nodes, {ET: [50, 100]})  # no REV counts
+    for t in full:
+        torch.testing.assert_close(partial[t], full[t])
+
+
 def _graph():
     g = torch.Generator().manual_seed(1)
     data = HeteroData()
