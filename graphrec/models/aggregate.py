@@ -39,10 +39,11 @@ class _AdjacencyProduct(torch.autograd.Function):
         return ctx.adj_t @ grad.contiguous(), None, None
 
 
-def _csr(index: Tensor, other: Tensor, values: Tensor, rows: int, cols: int) -> Tensor:
-    """CSR ``[rows, cols]`` from entries sorted by ``index`` (the row of each entry)."""
-    crow = torch.zeros(rows + 1, dtype=torch.long, device=index.device)
-    torch.cumsum(torch.bincount(index, minlength=rows), 0, out=crow[1:])
+def _csr(counts: Tensor, other: Tensor, values: Tensor, cols: int) -> Tensor:
+    """CSR ``[len(counts), cols]`` from entries sorted by row, ``counts[r]`` in row ``r``."""
+    rows = len(counts)
+    crow = torch.zeros(rows + 1, dtype=torch.long, device=counts.device)
+    torch.cumsum(counts, 0, out=crow[1:])
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
         warnings.simplefilter("ignore")
         return torch.sparse_csr_tensor(crow, other, values, (rows, cols), check_invariants=False)
@@ -68,17 +69,17 @@ def aggregate(x_src: Tensor, edge_index: Tensor, num_dst: int, aggr: str = "mean
     if cuda or (len(dst) > 1 and not bool((dst[1:] >= dst[:-1]).all())):
         order = _order(dst, num_dst, src if cuda else None)
         src, dst = src.index_select(0, order), dst.index_select(0, order)
+    deg = torch.bincount(dst, minlength=num_dst)
     if aggr == "mean":
-        deg = torch.bincount(dst, minlength=num_dst).clamp_(min=1)
-        values = deg.to(x_src.dtype).reciprocal_().index_select(0, dst)
+        values = deg.clamp(min=1).to(x_src.dtype).reciprocal_().index_select(0, dst)
     else:
         values = torch.ones(len(dst), dtype=x_src.dtype, device=x_src.device)
-    adj = _csr(dst, src, values, num_dst, len(x_src))
+    adj = _csr(deg, src, values, len(x_src))
     if not (torch.is_grad_enabled() and x_src.requires_grad):
         return adj @ x_src
     order = _order(src, len(x_src), dst if cuda else None)
     pick = functools.partial(torch.index_select, dim=0, index=order)
-    adj_t = _csr(pick(src), pick(dst), pick(values), len(x_src), num_dst)
+    adj_t = _csr(torch.bincount(src, minlength=len(x_src)), pick(dst), pick(values), num_dst)
     return _AdjacencyProduct.apply(x_src, adj, adj_t)
 
 

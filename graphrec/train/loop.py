@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +41,7 @@ from graphrec.train.closed_form import fit_closed_form
 from graphrec.train.context import TrainContext, resolve_device, settings_digest
 from graphrec.train.evaluation import validate
 from graphrec.train.losses import batch_loss, class_weights
-from graphrec.train.optimizer import make_optimizer
+from graphrec.train.optimizer import deterministic_algorithms, make_optimizer
 from graphrec.train.stats import epoch_row, summarize
 
 
@@ -77,21 +76,6 @@ def train_loop_per_worker(config: dict) -> tuple[RecommenderModel, TrainResult]:
 def new_model(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> RecommenderModel:
     """The configured model for ``graph``, built by its registry entry."""
     return build(graph, split, cfg)
-
-
-@contextmanager
-def deterministic_algorithms(on: bool):
-    """``torch.use_deterministic_algorithms(on)`` (ops without a deterministic version
-    warn instead of failing) for the block; the previous setting afterwards."""
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    torch.use_deterministic_algorithms(on, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def train_loop(

@@ -11,9 +11,25 @@ step at 1e7 edges on this project's 2-core machines.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+
+@contextmanager
+def deterministic_algorithms(on: bool):
+    """``torch.use_deterministic_algorithms(on)`` (ops without a deterministic version
+    warn instead of failing) for the block; the previous setting afterwards."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 class RowSparseAdam(torch.optim.SparseAdam):
@@ -25,15 +41,8 @@ class RowSparseAdam(torch.optim.SparseAdam):
     def step(self, closure=None):
         # each row once: index_copy_ is deterministic as it is, without the sorted
         # version that torch.use_deterministic_algorithms(True) would pick
-        before = (
-            torch.are_deterministic_algorithms_enabled(),
-            torch.is_deterministic_algorithms_warn_only_enabled(),
-        )
-        torch.use_deterministic_algorithms(False)
-        try:
+        with deterministic_algorithms(False):
             self._step()
-        finally:
-            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
     def _step(self) -> None:
         for group in self.param_groups:
