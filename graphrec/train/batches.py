@@ -6,6 +6,7 @@ worker's shard of the training edges, and the inputs every worker receives.
 from __future__ import annotations
 
 import signal
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +151,32 @@ def ignore_signals(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    quiet_handle_sharing()
+
+
+def quiet_handle_sharing() -> None:
+    """In a DataLoader worker process: a batch's tensors reach the main process as file
+    descriptors, which the worker hands over from a ``multiprocessing.resource_sharer``
+    thread. When the main process is interrupted in the middle of such a hand-over, that
+    thread meets a closed connection and prints a traceback through ``sys.excepthook``
+    (while the main process prints its one line). Such connection errors, and only those
+    raised inside the resource sharer, are dropped here; anything else still prints."""
+    import multiprocessing
+    from multiprocessing import resource_sharer
+
+    previous = sys.excepthook
+    gone = (EOFError, OSError, multiprocessing.AuthenticationError)
+
+    def hook(kind, value, tb):
+        frames, at = [], tb
+        while at is not None:
+            frames.append(at.tb_frame.f_code.co_filename)
+            at = at.tb_next
+        if issubclass(kind, gone) and resource_sharer.__file__ in frames:
+            return
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def start_batches(loader):
