@@ -24,7 +24,7 @@ from graphrec.models import check_model
 from graphrec.models.blend import BlendedModel
 from graphrec.models.registry import RecommenderModel
 from graphrec.outputs import finite_or_null
-from graphrec.pipeline import StageClock, extract_and_build
+from graphrec.pipeline import RssSampler, StageClock, extract_and_build
 from graphrec.plots import plot_training_curve
 from graphrec.recommend import evaluate_test, recommend_all
 from graphrec.sinks import make_sink, sink_names
@@ -55,8 +55,9 @@ def run_job(cfg: JobConfig, progress: bool = True, train_only: bool = False) -> 
         torch.set_num_threads(cfg.train.threads)
     final = new_run_folder(cfg)
     note_leftovers(final.parent)
-    with staged_dir(final) as work:
-        metrics = _run(cfg, work, progress, train_only)
+    # each stage's own peak RSS in metrics.json (a 20 ms poll: ru_maxrss only ever grows)
+    with staged_dir(final) as work, RssSampler(0.02) as rss:
+        metrics = _run(cfg, work, progress, train_only, StageClock(rss))
     return RunResult(final, metrics)
 
 
@@ -100,8 +101,9 @@ def note_leftovers(folder: Path) -> None:
         )
 
 
-def _run(cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool = False) -> dict:
-    clock = StageClock()
+def _run(
+    cfg: JobConfig, run_dir: Path, progress: bool, train_only: bool, clock: StageClock
+) -> dict:
     sinks = [] if train_only else sink_names(cfg)  # an unknown sink fails now, not later
 
     read_parts = None

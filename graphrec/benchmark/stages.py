@@ -114,10 +114,10 @@ def bench_graph(
         }
 
     def sample_rate(backend: str) -> dict:
-        g, split, inputs = state["graph"], state["split"], state["inputs"]
+        g, inputs = state["graph"], state["inputs"]
         c = copy.deepcopy(cfg)
         c.sampler.backend = backend
-        loader = make_loader(inputs.data, g, split.train, c)
+        loader = make_loader(inputs.data, g, None, c)
         n = max(1, min(steps, len(loader) - 1))  # a small graph has few batches
         torch.manual_seed(0)
         it = iter(loader)

@@ -118,30 +118,37 @@ def build_graph(
     t0 = time.perf_counter()
     ecfg, bcfg = cfg.extract, cfg.build
     # Canonical order (nodes by id, edges by endpoint ids): the same graph read from files or
-    # from a database, in whatever order, builds the same tensors and the same split.
+    # from a database, in whatever order, builds the same tensors and the same split. The
+    # edges are put in that order as tensors (by contiguous ids, which follow the sorted
+    # ids), not as a sorted copy of their Arrow table (28 bytes an edge, 2.8 GB at 1e8).
     tables = GraphTables(
         nodes={t: tab.sort_by("id") for t, tab in tables.nodes.items()},
-        edges={
-            e: tab.sort_by([("src", "ascending"), ("dst", "ascending")])
-            for e, tab in tables.edges.items()
-        },
+        edges=tables.edges,
         stats=tables.stats,
     )
     node_ids = {t: tables.nodes[t].column("id").combine_chunks() for t in ecfg.nodes}
     stats: dict = {}
 
     edge_index: dict[EdgeType, torch.Tensor] = {}
+    rows: torch.Tensor | None = None  # the target table's row of each edge (None: in order)
     for name, spec in ecfg.edges.items():
         table = tables.edges[name]
         src = _to_index(table.column("src"), node_ids[spec.src], name, spec.src)
         dst = _to_index(table.column("dst"), node_ids[spec.dst], name, spec.dst)
-        edge_index[(spec.src, name, spec.dst)] = torch.stack([src, dst])
+        ei, order = _in_endpoint_order(src, dst, len(node_ids[spec.dst]))
+        del src, dst
+        edge_index[(spec.src, name, spec.dst)] = ei
+        if name == bcfg.target:
+            rows = order
 
     tspec = ecfg.edges[bcfg.target]
     target = (tspec.src, bcfg.target, tspec.dst)
     ttable = tables.edges[bcfg.target]
     label = _column_tensor(ttable, bcfg.label, torch.float32)
     when = _time_tensor(ttable, bcfg.timestamp, bcfg.target)
+    if rows is not None:
+        label = None if label is None else label[rows]
+        when = None if when is None else when[rows]
     undirected = bcfg.undirected if bcfg.undirected is not None else target[0] == target[2]
     if undirected:  # pairs as (min, max), self-loops dropped
         ei = edge_index[target]
@@ -160,7 +167,10 @@ def build_graph(
         edge_index[target] = edge_index[target][:, keep]
         label = None if label is None else label[keep]
         when = None if when is None else when[keep]
-    _check_no_duplicate_edges(edge_index[target], node_ids, target)
+    _check_no_duplicate_edges(
+        edge_index[target], node_ids, target, None if latest or undirected else rows
+    )
+    del rows
     if undirected:  # [pairs, reversed pairs]: messages and scores both ways
         edge_index[target] = torch.cat([edge_index[target], edge_index[target].flip(0)], dim=1)
         label = None if label is None else torch.cat([label, label])
@@ -252,18 +262,21 @@ def message_graph(
             data[ntype].x = graph.x[ntype]
     for etype, ei in graph.edge_index.items():
         label = graph.label if etype == graph.target else None
-        if etype == graph.target and keep is not None:
+        # `keep` lists distinct edges: as many as there are means all of them (final mode),
+        # and the order is the sort's below, so no copy is needed
+        if etype == graph.target and keep is not None and len(keep) < ei.shape[1]:
             ei = ei[:, keep]
             label = None if label is None else label[keep]
         src, name, dst = etype
         order = _csc_order(ei, num_nodes[src])
-        data[etype].edge_index = ei[:, order].contiguous()
+        data[etype].edge_index = ei if order is None else ei[:, order]
         if label is not None:  # the kept edges' labels (LightGCN weights edges by them)
-            data[etype].label = label[order].contiguous()
+            data[etype].label = label if order is None else label[order]
         if reverse and not (etype == graph.target and graph.undirected):  # has both ways
-            rev = ei.flip(0)
-            rev = rev[:, _csc_order(rev, num_nodes[dst])]
-            data[(dst, f"rev_{name}", src)].edge_index = rev.contiguous()
+            rev = ei.flip(0)  # a copy; the graph's (source, destination) order is its CSC order
+            order = _csc_order(rev, num_nodes[dst])
+            data[(dst, f"rev_{name}", src)].edge_index = rev if order is None else rev[:, order]
+        del ei, label
     return data
 
 
@@ -274,9 +287,13 @@ def label_weights(labels: torch.Tensor, low: float, threshold: float) -> torch.T
     return torch.where(labels >= threshold, torch.ones_like(labels), torch.full_like(labels, low))
 
 
-def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor:
-    """The permutation that sorts ``ei`` by (destination, source)."""
-    return torch.argsort(ei[1] * num_src + ei[0])
+def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor | None:
+    """The permutation that sorts ``ei`` by (destination, source); None where it is sorted
+    (the reverse of a graph's edges, which :func:`build_graph` puts in endpoint order)."""
+    key = ei[1] * num_src + ei[0]
+    if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
+        return None
+    return torch.sort(key).indices
 
 
 def _to_index(ids: pa.ChunkedArray, node_ids: pa.Array, edge: str, ntype: str) -> torch.Tensor:
@@ -339,14 +356,34 @@ def _latest_per_pair(ei: torch.Tensor, when: torch.Tensor | None, n_dst: int) ->
     return order[last].sort().values
 
 
-def _check_no_duplicate_edges(ei: torch.Tensor, node_ids: dict, target: EdgeType) -> None:
+def _in_endpoint_order(
+    src: torch.Tensor, dst: torch.Tensor, n_dst: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``([2, E] edges sorted by (src, dst), the input row of each)``; rows None where the
+    input was in that order already. A stable sort: equal pairs keep their input order."""
+    key = src * n_dst + dst
+    if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
+        return torch.stack([src, dst]), None
+    order = torch.sort(key, stable=True).indices
+    del key
+    ei = torch.empty(2, len(order), dtype=src.dtype)
+    torch.index_select(src, 0, order, out=ei[0])
+    torch.index_select(dst, 0, order, out=ei[1])
+    return ei, order
+
+
+def _check_no_duplicate_edges(
+    ei: torch.Tensor, node_ids: dict, target: EdgeType, rows: torch.Tensor | None = None
+) -> None:
+    """Edges in endpoint order: a repeated pair sits next to its twin. ``rows``: each
+    edge's row in the input (for the message), None where that is its position."""
     n_dst = len(node_ids[target[2]])
     key = ei[0] * n_dst + ei[1]
-    uniq, counts = torch.unique(key, return_counts=True)
-    if len(uniq) < len(key):
-        dup = uniq[counts > 1][0]
-        row = int((key == dup).nonzero()[1])
-        u, i = int(ei[0, row]), int(ei[1, row])
+    same = (key[1:] == key[:-1]).nonzero()
+    if len(same):
+        at = int(same[0]) + 1
+        row = at if rows is None else int(rows[at])
+        u, i = int(ei[0, at]), int(ei[1, at])
         raise DataError(
             f"edge type {target[1]!r}, row {row + 1}: duplicate edge "
             f"{node_ids[target[0]][u]} -> {node_ids[target[2]][i]} (one edge per pair, or "

@@ -204,9 +204,13 @@ def _batches(ptr: Tensor, batch_nodes: int, batch_edges: int) -> list[tuple[int,
 
 
 def _by_destination(edge_index: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
-    """``(sources sorted by destination, CSR pointer over destinations)``."""
+    """``(sources sorted by destination, CSR pointer over destinations)``. A message graph
+    is already in that order (CSC): its source row is then used as it is, no sorted copy
+    (0.8 GB per edge type at 1e8 edges, and the sort's own buffers)."""
     dst = edge_index[1]
-    order = torch.argsort(dst, stable=True)
     ptr = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)
     ptr[1:] = torch.cumsum(torch.bincount(dst, minlength=num_dst), 0)
+    if len(dst) < 2 or bool((dst[1:] >= dst[:-1]).all()):
+        return edge_index[0], ptr.cpu()
+    order = torch.argsort(dst, stable=True)
     return edge_index[0][order], ptr.cpu()

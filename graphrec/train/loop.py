@@ -117,7 +117,9 @@ def train_loop(
         if model_spec(cfg.model.name).batches == "user":
             loader = user_loader(model, graph, mine, cfg, eval_data, gen, batch_size)
         else:
-            loader = make_loader(data, graph, mine, cfg, batch_size=batch_size)
+            # one worker trains on all of split.train: the message graph's own target edges
+            own = None if ctx.world_size == 1 else mine
+            loader = make_loader(data, graph, own, cfg, batch_size=batch_size)
         opt = make_optimizer(model, t.lr, t.weight_decay)
         cw = None
         if t.loss == "weighted_mse":

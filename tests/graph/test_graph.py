@@ -146,6 +146,10 @@ def test_repeat_edges_are_an_error_by_default_and_bad_times_name_the_row():
     rows = [(1, 10, "2022-05-24 22:53:30+01"), (1, 10, "2022-06-01 10:00:00+00")]
     with pytest.raises(DataError, match="duplicate_edges=latest"):
         build_graph(_rental_tables(rows), _rental_config("error"), progress=False)
+    rows = [(2, 11, "2022-01-01"), (1, 10, "2022-01-02"), (1, 12, "2022-01-03")]
+    rows.append((1, 10, "2022-01-04"))  # the input's 4th row repeats its 2nd
+    with pytest.raises(DataError, match=r"row 4: duplicate edge 1 -> 10"):
+        build_graph(_rental_tables(rows), _rental_config("error"), progress=False)
     rows = [(1, 10, "2022-05-24 22:53:30+01"), (2, 11, "yesterday")]
     with pytest.raises(DataError, match=r"row 2: t='yesterday' is not a time"):
         build_graph(_rental_tables(rows), _rental_config("latest"), progress=False)

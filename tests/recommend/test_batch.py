@@ -167,3 +167,27 @@ def test_the_model_scores_on_the_full_graph(heavy):
     assert as_set(data["movie", "rev_rates", "user"].edge_index) == as_set(
         graph.target_index.flip(0)
     )
+
+
+@pytest.mark.parametrize("reverse", [True, False], ids=["reverse-edges", "forward-only"])
+@pytest.mark.parametrize("subset", [False, True], ids=["everyone", "some-users-and-items"])
+def test_seen_lists_each_users_linked_items(heavy, reverse, subset):
+    """The exclusion CSR: read off the message graph's reverse edges for the whole batch
+    job, built from the edge list otherwise; the same rows either way."""
+    from graphrec.graph.hetero import message_graph
+    from graphrec.recommend.batch import seen
+
+    _, graph, _ = heavy
+    n_users, n_items = graph.num_nodes["user"], graph.num_nodes["movie"]
+    users = torch.arange(0, n_users, 2) if subset else torch.arange(n_users)
+    items = torch.arange(1, n_items, 3) if subset else torch.arange(n_items)
+    data = message_graph(graph, None, reverse)
+    indptr, indices = seen(graph, data, users, items)
+    assert len(indptr) == len(users) + 1
+    ei = graph.target_index
+    for r, u in enumerate(users.tolist()):
+        want = {
+            c for c, i in enumerate(items.tolist()) if bool(((ei[0] == u) & (ei[1] == i)).any())
+        }
+        got = indices[indptr[r] : indptr[r + 1]].tolist()
+        assert sorted(got) == sorted(want) and len(got) == len(want), u

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 CHILD = textwrap.dedent(
     """
@@ -46,3 +47,20 @@ def test_a_hung_up_hand_over_prints_nothing_in_the_worker():
     other = child("quiet", "raise")
     assert "ValueError: an ordinary error still prints" in other.stderr
     assert "resource_sharer" not in other.stderr
+
+
+def test_the_epoch_order_is_random_samplers_without_its_list():
+    """Same seed, same order as torch's RandomSampler (so seeds and checkpoints keep their
+    meaning), a new order each epoch, every index once."""
+    from torch.utils.data import RandomSampler
+
+    from graphrec.train.batches import EpochOrder
+
+    n = 3 * EpochOrder.CHUNK + 17
+    torch.manual_seed(7)
+    ours = [list(EpochOrder(n)) for _ in range(2)]
+    torch.manual_seed(7)
+    sampler = RandomSampler(range(n))
+    theirs = [list(sampler) for _ in range(2)]
+    assert ours == theirs
+    assert sorted(ours[0]) == list(range(n)) and ours[0] != ours[1]
