@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--sizes", default="1e5,1e6,1e7", help="synthetic graph sizes (edges)")
     bench.add_argument("--stages", default=None, help="comma-separated subset of the stages")
     bench.add_argument("--quick", action="store_true", help="fewer batches and samples")
+    bench.add_argument(
+        "--large", action="store_true", help="allow sizes above 2e7 edges (1e8: ~15 GiB, 30 min)"
+    )
     bench.add_argument("--data", default=".graphrec/bench", help="where generated graphs go")
     bench.add_argument("--out", default="bench/results", help="JSON, Markdown and plots")
     bench.add_argument(
@@ -327,7 +330,7 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"--stages: unknown {', '.join(unknown)} (have: {', '.join(STAGES)})")
     result = run_bench(
-        parse_sizes(args.sizes),
+        parse_sizes(args.sizes, args.large),
         stages,
         args.quick,
         args.data,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrec.benchmark.stages import STAGES, bench_graph
+from graphrec.benchmark.stages import LARGE_EDGES, STAGES, bench_graph
 from graphrec.config import JobConfig, from_dict, load_config
 from graphrec.environment import machine, versions
 from graphrec.errors import ConfigError
@@ -131,7 +131,9 @@ def exponents(graphs: list[dict]) -> dict:
         pts = [
             (g["edges"], g["stages"][stage]["seconds"])
             for g in graphs
-            if stage in g["stages"] and g["stages"][stage]["seconds"] > 0
+            if stage in g["stages"]
+            and g["stages"][stage]["seconds"] > 0
+            and "sampled_users" not in g["stages"][stage]  # top-k of a sample of users
         ]
         if len(pts) < 2 or len({e for e, _ in pts}) < 2:
             continue
@@ -142,12 +144,19 @@ def exponents(graphs: list[dict]) -> dict:
     return out
 
 
-def parse_sizes(text: str) -> list[int]:
-    """``"1e5,1e6"`` -> ``[100000, 1000000]``; each at least 1,000 edges."""
+def parse_sizes(text: str, large: bool = False) -> list[int]:
+    """``"1e5,1e6"`` -> ``[100000, 1000000]``; each at least 1,000 edges, and above
+    ``LARGE_EDGES`` only with ``large`` (``--large``)."""
     try:
         sizes = [int(float(s)) for s in text.split(",") if s.strip()]
     except ValueError:
         sizes = []
     if not sizes or any(s < 1000 for s in sizes):
         raise ConfigError(f"--sizes {text!r}: comma-separated edge counts, each >= 1000")
+    big = [s for s in sizes if s > LARGE_EDGES]
+    if big and not large:
+        raise ConfigError(
+            f"--sizes {text!r}: graphs above {LARGE_EDGES:,} edges need --large (1e8 takes "
+            "about 15 GiB of memory, 5 minutes to generate and 30 to run)"
+        )
     return sizes

@@ -28,6 +28,9 @@ def test_exponent_of_linear_and_quadratic_costs():
     assert out["extract"]["exponent"] == pytest.approx(1.0) and not out["extract"]["flagged"]
     assert out["topk"]["exponent"] == pytest.approx(2.0) and out["topk"]["flagged"]
     assert exponents(graphs[:1]) == {}
+    # a top-k of a sample of users (a --large graph) is not a point of the fit
+    graphs[2]["stages"]["topk"] = {"seconds": 1.0, "sampled_users": "the first 2 of 9 users"}
+    assert exponents(graphs)["topk"]["exponent"] == pytest.approx(2.0)
 
 
 def test_rss_sampler_sees_a_stage_peak():
@@ -47,6 +50,9 @@ def test_bad_sizes_are_refused():
         parse_sizes("1e5,ten")
     with pytest.raises(ConfigError, match="--sizes"):
         parse_sizes("10")
+    with pytest.raises(ConfigError, match="need --large"):
+        parse_sizes("1e6,1e8")
+    assert parse_sizes("1e6,1e8", large=True) == [1_000_000, 100_000_000]
 
 
 def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
@@ -98,6 +104,32 @@ def test_bench_on_tiny_graphs_writes_json_report_and_plots(tmp_path):
     report = Path(files["report"]).read_text()
     assert "## synth-12000" in report and "per_user_loop" in report and "Cost growth" in report
     assert "pyg_reference" in report
+
+
+def test_a_large_graph_trains_alone_and_ranks_a_sample_of_users(tmp_path, monkeypatch):
+    """What ``--large`` sizes do, on a tiny graph with the thresholds lowered: no PyG
+    recipe in the train stage, top-k (and the write) for the first users only, named so,
+    and top-k left out of the exponents."""
+    from graphrec.benchmark import stages
+
+    monkeypatch.setattr(stages, "LARGE_EDGES", 5000)
+    monkeypatch.setattr(stages, "LARGE_TOPK_USERS", 7)
+    result = run_bench(
+        [3000, 12000],
+        ("extract", "train", "topk", "write"),
+        quick=True,
+        data_dir=tmp_path / "data",
+        out_dir=tmp_path / "out",
+        log=lambda *_: None,
+    )
+    small, large = (g["stages"] for g in result["graphs"])
+    assert "pyg_reference (link, bce)" in small["train"]["alternatives"]
+    assert "skipped" in large["train"]["alternatives"]
+    assert large["train"]["labelled_edges_per_s"] > 0
+    assert "sampled_users" not in small["topk"] and small["topk"]["users"] > 7
+    assert large["topk"]["users"] == 7 and "the first 7 of" in large["topk"]["sampled_users"]
+    assert large["write"]["rows"] <= 7 * 10
+    assert "topk" not in result["exponents"] and "extract" in result["exponents"]
 
 
 def test_cli_bench_refuses_an_unknown_stage(capsys):
