@@ -190,8 +190,41 @@ def _unify(batches: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch]:
     return [b if b.schema == schema else b.cast(schema) for b in batches]
 
 
+class _Members:
+    """Membership in one node type's ids, prepared once for every batch of its edges.
+
+    ``pc.is_in(batch, value_set=ids)`` builds a hash table of all ``ids`` on every call:
+    per batch, so reading E edges cost E / batch_rows x N (1e8 edges against 2M users:
+    280 s, against 2.5 s for 1e7). Integer and string ids are sorted once here and looked
+    up by binary search (O(batch log N)); other id types keep ``pc.is_in``."""
+
+    def __init__(self, ids: pa.Array) -> None:
+        self.ids = ids
+        self.sorted = None
+        if ids.null_count == 0 and (
+            pa.types.is_integer(ids.type)
+            or pa.types.is_string(ids.type)
+            or pa.types.is_large_string(ids.type)
+        ):
+            values = ids.to_numpy(zero_copy_only=False)
+            self.sorted = np.sort(values.astype(str) if values.dtype == object else values)
+
+    def known(self, values: pa.Array) -> np.ndarray:
+        """Per value: is it one of the ids (a null never is)."""
+        if self.sorted is None or values.null_count:
+            return pc.is_in(values, value_set=self.ids).to_numpy(zero_copy_only=False)
+        v = values.to_numpy(zero_copy_only=False)
+        if v.dtype == object:
+            v = v.astype(str)
+        if len(self.sorted) == 0:
+            return np.zeros(len(v), dtype=bool)
+        pos = np.searchsorted(self.sorted, v).clip(max=len(self.sorted) - 1)
+        return self.sorted[pos] == v
+
+
 def _endpoint_check(col: str, ntype: str, ids: pa.Array, spec) -> Check:
     src_col = spec.src_id if col == "src" else spec.dst_id
+    members = _Members(ids)
 
     def check(batch: pa.RecordBatch, location: str, row0: int) -> None:
         values = batch.column(col)
@@ -203,9 +236,9 @@ def _endpoint_check(col: str, ntype: str, ids: pa.Array, spec) -> Check:
                     f"{location}, column {src_col!r}: ids of type {values.type} do not match "
                     f"{ntype} ids of type {ids.type}"
                 ) from None
-        known = pc.is_in(values, value_set=ids)
-        if not pc.all(known).as_py():
-            bad = pc.index(known, False).as_py()
+        known = members.known(values)
+        if not known.all():
+            bad = int(np.argmin(known))
             raise DataError(
                 f"{location}, column {src_col!r}, row {row0 + bad + 1}: "
                 f"{values[bad].as_py()!r} is not a {ntype} id (dangling edge)"

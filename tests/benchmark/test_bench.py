@@ -124,12 +124,14 @@ def test_a_large_graph_trains_alone_and_ranks_a_sample_of_users(tmp_path, monkey
     )
     small, large = (g["stages"] for g in result["graphs"])
     assert "pyg_reference (link, bce)" in small["train"]["alternatives"]
-    assert "skipped" in large["train"]["alternatives"]
+    assert "skipped" in large["train"]["alternatives"]["pyg_reference (link, bce)"]
+    assert "skipped" in large["topk"]["alternatives"]["approximate"]
     assert large["train"]["labelled_edges_per_s"] > 0
     assert "sampled_users" not in small["topk"] and small["topk"]["users"] > 7
     assert large["topk"]["users"] == 7 and "the first 7 of" in large["topk"]["sampled_users"]
     assert large["write"]["rows"] <= 7 * 10
     assert "topk" not in result["exponents"] and "extract" in result["exponents"]
+    assert "skipped: above 5,000 edges" in Path(result["files"]["report"]).read_text()
 
 
 def test_cli_bench_refuses_an_unknown_stage(capsys):

@@ -149,3 +149,26 @@ def test_a_duplicate_in_a_later_partition_names_its_own_value_and_row():
     ids = pa.chunked_array([[1, 2, 3], [4, 5, 2]])
     with pytest.raises(DataError, match=r"^b\.csv, row 3: duplicate movie id 2$"):
         _check_unique(ids, [("a.csv", 3), ("b.csv", 3)], "movie", FileSource.__new__(FileSource))
+
+
+@pytest.mark.parametrize(
+    "ids, values",
+    [
+        ([5, 1, 9, 3], [1, 9, 2, 10, 0, 5]),
+        (["b", "a", "ccc"], ["a", "cc", "ccc", "d", "", "b"]),
+        ([7], [7, None, 8]),
+        ([], [1]),
+    ],
+    ids=["int", "string", "null", "empty"],
+)
+def test_endpoint_membership_agrees_with_arrow(ids, values):
+    """The once-sorted membership test of edge endpoints equals pyarrow's is_in."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from graphrec.loaders.extract import _Members
+
+    kind = pa.string() if any(isinstance(v, str) for v in ids + values) else pa.int64()
+    ids_arr, vals = pa.array(ids, kind), pa.array(values, kind)
+    want = pc.is_in(vals, value_set=ids_arr).to_pylist()
+    assert _Members(ids_arr).known(vals).tolist() == want

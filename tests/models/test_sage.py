@@ -115,3 +115,42 @@ def test_batches_bound_nodes_and_edges():
     assert _batches(ptr, 100, 3) == [(0, 2), (2, 3), (3, 6)]
     assert _batches(ptr, 2, 100) == [(0, 2), (2, 4), (4, 6)]
     assert _batches(torch.tensor([0]), 4, 4) == []
+
+
+def test_the_direct_input_and_an_older_checkpoints_input_layer_are_the_same_function():
+    """embedding_dim == hidden: a node's input is its embedding (+ a map of its features),
+    no matrix product over the embedding; a checkpoint of the older layout (a linear layer
+    over [embedding, features] for every type) loads into it and encodes the same."""
+    data = tiny_data()
+    args = ({"user": 7, "item": 5}, {"item": 3}, data.edge_types, ET)
+    new = build_model(ModelConfig(hidden=6, embedding_dim=6), *args, num_layers=2)
+    enc = new.encoder
+    assert set(enc.inp) == {"item"} and enc.inp["item"].in_features == 3
+    # the older layout's parameters, drawn at random, and its input computed by hand
+    g = torch.Generator().manual_seed(1)
+    old = {k: v.clone() for k, v in new.state_dict().items()}
+    for t, d in (("user", 6), ("item", 6 + 3)):
+        old[f"encoder.inp.{t}.weight"] = torch.randn(6, d, generator=g)
+        old[f"encoder.inp.{t}.bias"] = torch.randn(6, generator=g)
+        old[f"encoder.embedding.{t}.weight"] = torch.randn(args[0][t], 6, generator=g)
+    want = {}
+    for t in ("user", "item"):
+        z = old[f"encoder.embedding.{t}.weight"]
+        if t == "item":
+            z = torch.cat([z, data["item"].x], 1)
+        want[t] = z @ old[f"encoder.inp.{t}.weight"].t() + old[f"encoder.inp.{t}.bias"]
+    new.load_state_dict(old)  # strict: every key placed
+    for t in ("user", "item"):
+        n_id = torch.arange(args[0][t])
+        got = enc._input(t, n_id, data[t].x if t == "item" else None)
+        torch.testing.assert_close(got, want[t])
+    # and the whole encoder agrees with a model that keeps the older layer explicitly
+    wide = build_model(ModelConfig(hidden=6, embedding_dim=6), *args, num_layers=2)
+    wide.encoder.direct = False
+    wide.encoder.inp = torch.nn.ModuleDict(
+        {t: torch.nn.Linear(d, 6) for t, d in (("user", 6), ("item", 9))}
+    )
+    wide.load_state_dict(old)
+    new.eval(), wide.eval()
+    for t, z in new.encode(data).items():
+        torch.testing.assert_close(z, wide.encode(data)[t])
