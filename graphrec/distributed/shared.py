@@ -39,6 +39,9 @@ def to_arrays(inputs: TrainInputs) -> dict:
         "undirected": g.undirected,
         "split": {k: getattr(s, k).numpy() for k in ("train", "val", "test")},
         "message_edges": {e: d[e].edge_index.numpy() for e in d.edge_types},
+        # the kept target edges' labels, in the message graph's order (what a loader over
+        # the message graph's own edges supervises with)
+        "message_labels": {e: d[e].label.numpy() for e in d.edge_types if "label" in d[e]},
     }
 
 
@@ -70,6 +73,8 @@ def from_arrays(a: dict) -> TrainInputs:
             data[ntype].x = graph.x[ntype]
     for etype, ei in a["message_edges"].items():
         data[etype].edge_index = t(ei)
+    for etype, label in a["message_labels"].items():
+        data[etype].label = t(label)
     return TrainInputs(graph, split, data)
 
 

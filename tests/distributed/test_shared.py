@@ -39,6 +39,8 @@ def test_workers_map_the_graph_zero_copy(tiny_cfg, ray_cluster):
     assert back.data[et].edge_index.data_ptr() == arrays["message_edges"][et].ctypes.data
     assert not arrays["message_edges"][et].flags.writeable
     assert torch.equal(back.data[et].edge_index, inputs.data[et].edge_index)
+    # the kept edges' labels travel with them (a loader supervises with them)
+    assert torch.equal(back.data[et].label, inputs.data[et].label)
     assert torch.equal(back.graph.x["movie"], inputs.graph.x["movie"])
     for name in ("train", "val", "test"):
         assert torch.equal(getattr(back.split, name), getattr(inputs.split, name))
