@@ -6,6 +6,18 @@ import torch
 from torch import Tensor
 
 
+def is_sorted(values: Tensor) -> bool:
+    """Whether ``values`` never decreases (then no sort is needed)."""
+    return len(values) < 2 or bool((values[1:] >= values[:-1]).all())
+
+
+def pointer(rows: Tensor, num_rows: int) -> Tensor:
+    """CSR row pointer ``[num_rows + 1]`` of entries sorted by ``rows``."""
+    ptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=num_rows), 0, out=ptr[1:])
+    return ptr
+
+
 def to_csr(
     users: Tensor, items: Tensor, num_users: int, self_items: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -16,7 +28,4 @@ def to_csr(
         users = torch.cat([users, torch.arange(num_users)])
         items = torch.cat([items, self_items.to(items.dtype)])
     order = torch.argsort(users, stable=True)
-    counts = torch.bincount(users, minlength=num_users)
-    indptr = torch.zeros(num_users + 1, dtype=torch.long)
-    indptr[1:] = torch.cumsum(counts, 0)
-    return indptr, items[order]
+    return pointer(users, num_users), items[order]

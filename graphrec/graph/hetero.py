@@ -25,6 +25,7 @@ from torch_geometric.data import HeteroData
 from graphrec.config import FeatureSpec, JobConfig
 from graphrec.errors import DataError, warn
 from graphrec.graph import encoders
+from graphrec.graph.csr import is_sorted
 from graphrec.graph.features import encode_text
 from graphrec.loaders.extract import GraphTables
 
@@ -291,7 +292,7 @@ def _csc_order(ei: torch.Tensor, num_src: int) -> torch.Tensor | None:
     """The permutation that sorts ``ei`` by (destination, source); None where it is sorted
     (the reverse of a graph's edges, which :func:`build_graph` puts in endpoint order)."""
     key = ei[1] * num_src + ei[0]
-    if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
+    if is_sorted(key):
         return None
     return torch.sort(key).indices
 
@@ -362,7 +363,7 @@ def _in_endpoint_order(
     """``([2, E] edges sorted by (src, dst), the input row of each)``; rows None where the
     input was in that order already. A stable sort: equal pairs keep their input order."""
     key = src * n_dst + dst
-    if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
+    if is_sorted(key):
         return torch.stack([src, dst]), None
     order = torch.sort(key, stable=True).indices
     del key

@@ -25,6 +25,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from graphrec.graph.csr import is_sorted
+
 
 class _AdjacencyProduct(torch.autograd.Function):
     """``adj @ x`` with the gradient ``adj_t @ grad`` (``adj_t`` given, not derived)."""
@@ -66,7 +68,7 @@ def aggregate(x_src: Tensor, edge_index: Tensor, num_dst: int, aggr: str = "mean
     if len(dst) == 0 or len(x_src) == 0:
         return x_src.new_zeros(num_dst, x_src.shape[1])
     cuda = x_src.is_cuda  # cuSPARSE: columns sorted within each row
-    if cuda or (len(dst) > 1 and not bool((dst[1:] >= dst[:-1]).all())):
+    if cuda or not is_sorted(dst):
         order = _order(dst, num_dst, src if cuda else None)
         src, dst = src.index_select(0, order), dst.index_select(0, order)
     deg = torch.bincount(dst, minlength=num_dst)

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
+from graphrec.graph.csr import is_sorted, pointer
 from graphrec.models.aggregate import aggregate, layer_sizes
 
 EdgeType = tuple[str, str, str]
@@ -240,9 +241,7 @@ def _by_destination(edge_index: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
     is already in that order (CSC): its source row is then used as it is, no sorted copy
     (0.8 GB per edge type at 1e8 edges, and the sort's own buffers)."""
     dst = edge_index[1]
-    ptr = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)
-    ptr[1:] = torch.cumsum(torch.bincount(dst, minlength=num_dst), 0)
-    if len(dst) < 2 or bool((dst[1:] >= dst[:-1]).all()):
-        return edge_index[0], ptr.cpu()
-    order = torch.argsort(dst, stable=True)
-    return edge_index[0][order], ptr.cpu()
+    ptr = pointer(dst, num_dst).cpu()
+    if is_sorted(dst):
+        return edge_index[0], ptr
+    return edge_index[0][torch.argsort(dst, stable=True)], ptr

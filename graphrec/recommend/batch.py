@@ -8,7 +8,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.config import JobConfig
 from graphrec.errors import RunError
-from graphrec.graph.csr import to_csr
+from graphrec.graph.csr import pointer, to_csr
 from graphrec.graph.hetero import Graph, message_graph
 from graphrec.models.registry import RecommenderModel
 from graphrec.ranking.approximate import IndexReport, topk_unseen_approximate
@@ -104,9 +104,7 @@ def seen(
         rev = (item, f"rev_{name}", user)
         if rev in data.edge_types:
             by_user = data[rev].edge_index.cpu()
-            indptr = torch.zeros(n_users + 1, dtype=torch.long)
-            indptr[1:] = torch.cumsum(torch.bincount(by_user[1], minlength=n_users), 0)
-            return indptr, by_user[0]
+            return pointer(by_user[1], n_users), by_user[0]
         return to_csr(ei[0], ei[1], n_users)
     u, i = ei[0], ei[1]  # every item the user already has an edge to
     if graph.same_type:  # friends: not oneself
