@@ -54,9 +54,11 @@ class Recommender(nn.Module):
     def score(self, data: HeteroData, z: dict[str, Tensor], pairs: Tensor) -> Tensor:
         """Scores of ``pairs`` (``[2, B]`` local ids into ``data``'s user and item nodes)."""
         u, i = pairs
-        u_id = data[self.user].n_id[u] if "n_id" in data[self.user] else u
-        i_id = data[self.item].n_id[i] if "n_id" in data[self.item] else i
-        return self.decoder(z[self.user][u], z[self.item][i], u_id, i_id)
+        # index_select, not z[u]: its backward is an index_add, not a slower index_put
+        u_id = data[self.user].n_id.index_select(0, u) if "n_id" in data[self.user] else u
+        i_id = data[self.item].n_id.index_select(0, i) if "n_id" in data[self.item] else i
+        z_u, z_i = z[self.user].index_select(0, u), z[self.item].index_select(0, i)
+        return self.decoder(z_u, z_i, u_id, i_id)
 
     def forward(self, data: HeteroData, pairs: Tensor) -> Tensor:
         """``score(data, encode(data), pairs)`` in one call: under DDP the whole loss must

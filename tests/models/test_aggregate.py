@@ -7,7 +7,7 @@ from torch_geometric.nn import SAGEConv
 
 from graphrec.config import ModelConfig
 from graphrec.models import build_model
-from graphrec.models.aggregate import aggregate, layer_sizes
+from graphrec.models.aggregate import _order, aggregate, layer_sizes
 from graphrec.samplers import make_neighbor_sampler
 
 ET, REV = ("user", "rates", "item"), ("item", "rev_rates", "user")
@@ -33,6 +33,14 @@ def test_aggregate_equals_sage_propagation_with_gradients():
             torch.testing.assert_close(aggregate(x, ei, 15, aggr), ref.detach())
     empty = aggregate(x, ei[:, :0], 4)
     assert empty.shape == (4, 6) and not empty.any()
+
+
+def test_the_narrow_sort_keys_give_the_stable_order_of_the_ids():
+    g = torch.Generator().manual_seed(1)
+    for bound in (1, 300, 1 << 15, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 1 << 20):
+        ids = torch.randint(0, bound, (5000,), generator=g)
+        ids[:3] = torch.tensor([0, bound - 1, bound // 2])  # both ends of the key range
+        assert torch.equal(_order(ids, bound), torch.argsort(ids, stable=True)), bound
 
 
 def test_layer_sizes_trim_one_more_hop_per_layer():
