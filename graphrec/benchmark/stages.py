@@ -40,7 +40,7 @@ from graphrec.train.optimizer import make_optimizer
 
 STAGES = ("extract", "build", "text", "sample", "train", "inference", "topk", "write")
 FULL_BATCH_MAX_EDGES = 2_000_000  # above this, one full-batch step needs tens of GB
-REPEATS = 2  # graphrec and PyG's recipe, alternated; the best of each is compared
+REPEATS = 5  # graphrec and PyG's recipe, alternated; the best of each is compared (2 quick)
 LARGE_EDGES = 20_000_000
 """Above this (``graphrec bench --large``) the train stage runs graphrec alone (PyG's recipe
 holds several copies of the edge list, and the comparison is made at 1e6 and 1e7), and
@@ -194,7 +194,7 @@ def bench_graph(
         link = copy.deepcopy(c)
         link.train.objective, link.train.loss = "link", "bce"
         ours, refs = [], []
-        for _ in range(REPEATS):
+        for _ in range(2 if quick else REPEATS):
             _, r3 = train_loop_per_worker({"cfg": link, "inputs": no_val, "progress": False})
             ours.append(r3.history[-1]["labelled_edges_per_s"])
             refs.append(pyg_reference.measure(no_val, link, steps))

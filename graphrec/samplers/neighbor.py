@@ -31,6 +31,7 @@ from torch_geometric import typing as pyg_typing
 from torch_geometric.sampler import HeteroSamplerOutput, NeighborSampler
 
 from graphrec.errors import ConfigError
+from graphrec.graph.csr import sort_ids
 
 
 def compiled_sampler_available() -> bool:
@@ -78,6 +79,16 @@ def _floyd(deg: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
     return out
 
 
+def _unique(ids: Tensor, bound: int) -> Tensor:
+    """``torch.unique(ids)`` (sorted) for ids in ``[0, bound)``: a sort by
+    :func:`~graphrec.graph.csr.sort_ids` (2-10x faster than ``torch.unique`` on a batch's
+    20k-200k ids on a CPU), then the first of each run."""
+    s = sort_ids(ids, bound)
+    keep = torch.ones(len(s), dtype=torch.bool, device=s.device)
+    torch.ne(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 class GraphRecNeighborSampler(NeighborSampler):
     """PyG's ``NeighborSampler`` with ``_sample`` done in vectorized PyTorch."""
 
@@ -107,7 +118,7 @@ class GraphRecNeighborSampler(NeighborSampler):
 
         def add(ntype: str, ids: Tensor) -> Tensor:
             """Give unseen ``ids`` the next local ids; return the new ones (sorted)."""
-            fresh = torch.unique(ids[lookup[ntype].index_select(0, ids) < 0])
+            fresh = _unique(ids[lookup[ntype].index_select(0, ids) < 0], len(lookup[ntype]))
             lookup[ntype].index_copy_(
                 0, fresh, torch.arange(counts[ntype], counts[ntype] + len(fresh))
             )

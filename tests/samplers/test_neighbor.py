@@ -5,7 +5,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 
 from graphrec.samplers import GraphRecNeighborSampler, sample_adjacent
-from graphrec.samplers.neighbor import _floyd
+from graphrec.samplers.neighbor import _floyd, _unique
 
 ET = ("user", "rates", "item")
 REV = ("item", "rev_rates", "user")
@@ -41,6 +41,16 @@ def test_floyd_is_uniform():
         counts += torch.bincount(_floyd(torch.tensor([8]), 3, None).flatten(), minlength=8)
     expected = 400 * 3 / 8
     assert ((counts - expected).abs() < 0.35 * expected).all()
+
+
+def test_unique_by_narrow_keys_is_torch_unique():
+    g = torch.Generator().manual_seed(2)
+    for bound in (1, 100, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 1 << 24):
+        for n in (0, 1, 50, 20_000):
+            ids = torch.randint(0, bound, (n,), generator=g)
+            if n:
+                ids[0] = bound - 1  # the top of the key range
+            assert torch.equal(_unique(ids, bound), torch.unique(ids)), (bound, n)
 
 
 def test_sample_adjacent_respects_fanout_and_takes_all_of_small_nodes():
