@@ -69,14 +69,17 @@ def sample_adjacent(
 
 
 def _floyd(deg: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
-    """For each row, ``k`` distinct integers in ``[0, deg)`` (requires ``deg > k``)."""
-    out = torch.empty(len(deg), k, dtype=torch.long)
-    for t in range(k):
-        j = deg - k + t  # candidate upper bound, inclusive
-        r = (torch.rand(len(deg), generator=gen) * (j + 1).double()).long().clamp_(max=j)
-        taken = (out[:, :t] == r.unsqueeze(1)).any(1)
-        out[:, t] = torch.where(taken, j, r)
-    return out
+    """For each row, ``k`` distinct integers in ``[0, deg)`` (requires ``deg > k``).
+
+    Floyd's algorithm: step ``t`` draws ``r`` in ``[0, j]`` (``j = deg - k + t``) and takes
+    ``j`` instead if ``r`` was taken before. The draws of all steps are made at once (the
+    same numbers as one ``rand(n)`` per step); only the check against earlier steps runs
+    step by step."""
+    j = deg.unsqueeze(0) + torch.arange(-k, 0).unsqueeze(1)  # [k, n] inclusive bounds
+    r = (torch.rand(k, len(deg), generator=gen) * (j + 1).double()).long().clamp_(max=j)
+    for t in range(1, k):
+        r[t] = torch.where((r[:t] == r[t]).any(0), j[t], r[t])
+    return r.t()
 
 
 def _unique(ids: Tensor, bound: int) -> Tensor:

@@ -53,6 +53,27 @@ def test_unique_by_narrow_keys_is_torch_unique():
             assert torch.equal(_unique(ids, bound), torch.unique(ids)), (bound, n)
 
 
+def _floyd_step_by_step(deg, k, gen):
+    """Floyd's algorithm as written: one draw per row and step."""
+    out = torch.empty(len(deg), k, dtype=torch.long)
+    for t in range(k):
+        j = deg - k + t
+        r = (torch.rand(len(deg), generator=gen) * (j + 1).double()).long().clamp_(max=j)
+        taken = (out[:, :t] == r.unsqueeze(1)).any(1)
+        out[:, t] = torch.where(taken, j, r)
+    return out
+
+
+def test_floyd_gives_the_step_by_step_results_from_the_same_draws():
+    for k in (1, 2, 5, 10, 25):
+        for seed in range(3):
+            deg = torch.randint(k + 1, k + 40, (2000,), generator=torch.Generator().manual_seed(9))
+            deg[::7] = k + 1  # rows that collide often
+            fast = _floyd(deg, k, torch.Generator().manual_seed(seed))
+            ref = _floyd_step_by_step(deg, k, torch.Generator().manual_seed(seed))
+            assert torch.equal(fast, ref), (k, seed)
+
+
 def test_sample_adjacent_respects_fanout_and_takes_all_of_small_nodes():
     colptr = torch.tensor([0, 2, 2, 10])  # degrees 2, 0, 8
     row = torch.arange(10)
