@@ -102,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--batch-rows", type=int, default=10_000)
     load.add_argument("--parallel", type=int, default=1, help="relationship writers")
     load.add_argument("--replace", action="store_true", help="delete and reload relationships")
+    load.add_argument(
+        "--import-files",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Neo4j: write the files of the offline bulk importer (neo4j-admin database "
+        "import full) into this new folder and print its command, instead of loading",
+    )
     load.add_argument("--quiet", action="store_true")
     load.add_argument("overrides", nargs="*", metavar="key.path=value")
 
@@ -360,11 +368,17 @@ def _load(args: argparse.Namespace) -> int:
     import dataclasses
 
     from graphrec.config import load_config
+    from graphrec.errors import ConfigError
     from graphrec.loaders import extract
     from graphrec.loaders.files import FileSource
     from graphrec.loaders.neo4j_load import load_graph
 
     cfg = load_config(args.config, args.overrides)
+    if args.import_files is not None and cfg.extract.source in ("gremlin", "arango"):
+        raise ConfigError(
+            f"graphrec load --import-files writes Neo4j's bulk-import files; extract.source "
+            f"is {cfg.extract.source!r}"
+        )
     files = dataclasses.replace(cfg.extract, source="files")
     if cfg.extract.source == "gremlin":
         from graphrec.loaders.gremlin_load import load_graph as load_gremlin
@@ -385,6 +399,19 @@ def _load(args: argparse.Namespace) -> int:
         print(json.dumps(stats, indent=1))
         return 0
     tables = extract(FileSource(files), progress=not args.quiet)
+    if args.import_files is not None:
+        import shlex
+
+        from graphrec.loaders.neo4j_import import import_command, write_import_files
+
+        out = write_import_files(tables, cfg.extract, args.import_files)
+        command = ["neo4j-admin", *import_command(out, cfg.extract.neo4j.database)]
+        print(json.dumps({"files": str(out.root), "rows": out.rows}, indent=1))
+        print(
+            "With the Neo4j server stopped (the database must not exist yet), import with:\n  "
+            + shlex.join(command)
+        )
+        return 0
     stats = load_graph(
         tables,
         cfg.extract,

@@ -702,6 +702,13 @@ class RecommendConfig:
     """``approximate``: recall@k against exact that the index's probes are tuned to reach."""
     index_lists: int | None = None
     """``approximate``: index cells (None: sqrt(items))."""
+    scan: Literal["float32", "bfloat16"] = "float32"
+    """``exact`` on a CPU: the precision of the first pass over all items, which keeps the
+    best chunks of items per user; they are rescored in float32, so the scores written are
+    float32 either way. ``bfloat16`` runs the product several times faster on CPUs with
+    AMX or AVX512-BF16 (and keeps 4x as many chunks, so that rounding rarely costs an item;
+    its agreement with float32 is measured by ``graphrec bench``); elsewhere it can be
+    slower."""
 
     def __post_init__(self) -> None:
         _at_least(self, "recommend", k=1, batch_users=1)

@@ -14,6 +14,13 @@ write-back of top-k recommendations (relationships/s)
     NEO4J_PASSWORD is not needed: the bench sets its own.
     python -m graphrec.benchmark.neo4j_io --graph movielens
     python -m graphrec.benchmark.neo4j_io --graph synth --edges 5e6
+    python -m graphrec.benchmark.neo4j_io --graph synth --edges 2e7 --bulk [--rust-path DIR]
+
+``--bulk`` (large graphs): the graph goes in by Neo4j's offline importer (``graphrec load
+--import-files`` + ``neo4j-admin database import full``, relationships/s), then graphrec's
+extraction (P = ``--partitions``, with the rust-ext decoder where given) and the batched
+write-back of the top 10 for every user; the one-row-at-a-time baselines are left out
+(pandas of 20M records alone would not fit).
 
 Run from the repository root (it reads ``configs/`` and ``data/``, and starts the server
 built in ``neo4j-embedded/``).
@@ -130,6 +137,109 @@ def fake_recommendations(ncfg, dst_key: str, k: int = 10) -> pa.Table:
     return same_items_for_all(users, items)
 
 
+def rust_extract(a, root: str, uri: str, env: str, par: int) -> dict:
+    """graphrec's extraction in a subprocess with neo4j-rust-ext on the path."""
+    out = subprocess.run(
+        [sys.executable, "-m", "graphrec.benchmark.neo4j_io", "--child", "--graph", a.graph]
+        + ["--root", root, "--uri", uri, "--password-env", env, "--parallelism", str(par)],
+        env={**os.environ, "PYTHONPATH": f"{a.rust_path}:{os.getcwd()}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def top10_for_every_user(tables, k: int = 10) -> pa.Table:
+    """k distinct items for every user (spread over the catalogue, as a model's are)."""
+    import numpy as np
+
+    users = tables.nodes["user"]["id"].to_numpy()
+    items = tables.nodes["movie"]["id"].to_numpy()
+    n, m = len(users), len(items)
+    pick = (np.arange(n)[:, None] * 7919 + np.arange(k)[None, :] * (m // k + 1)) % m
+    return pa.table(
+        {
+            "user_id": np.repeat(users, k),
+            "item_id": items[pick.ravel()],
+            "rank": np.tile(np.arange(1, k + 1), n),
+            "score": np.tile(np.linspace(1.0, 0.1, k), n),
+        }
+    )
+
+
+def bulk(a) -> None:
+    """``--bulk``: offline import, extraction and write-back of a large synthetic graph."""
+    import shutil
+
+    from graphrec.benchmark.neo4j_server import EmbeddedNeo4j
+    from graphrec.loaders import extract
+    from graphrec.loaders.files import FileSource
+    from graphrec.loaders.neo4j_import import import_command, write_import_files
+    from graphrec.sinks.neo4j import Neo4jSink
+    from graphrec.synth import synth_graph
+
+    if a.graph != "synth":
+        raise SystemExit("--bulk measures a synthetic graph: --graph synth --edges N")
+    work = Path(tempfile.mkdtemp(prefix="graphrec-bench-bulk-"))
+    root = str(work / "synth")
+    env = "GRAPHREC_BENCH_NEO4J_PASSWORD"
+    result: dict = {"benchmark": "neo4j-bulk", "graph": "synth", "machine": machine()}
+    try:
+        result["synth"] = synth_graph(root, int(a.edges), progress=False)
+        cfg = job_config("synth", root, "bolt://unused", env, 1)
+        t0 = time.perf_counter()
+        tables = extract(
+            FileSource(dataclasses.replace(cfg.extract, source="files")), progress=False
+        )
+        result["edges"] = tables.edges["rates"].num_rows
+        result["read_files_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        files = write_import_files(tables, cfg.extract, work / "import")
+        sec = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in files.root.iterdir())
+        result["import_files"] = {"seconds": sec, "bytes": size, "rows": files.rows}
+        print("import files", json.dumps(result["import_files"]), flush=True)
+        recs = top10_for_every_user(tables)
+        del tables
+        server = EmbeddedNeo4j(
+            work / "neo4j", secrets.token_urlsafe(12), env, heap="3g", pagecache="4g", timeout=600
+        )
+        imp = server.admin_import(import_command(files), heap="4g")
+        imp["relationships_per_s"] = imp.get("relationships", 0) / imp["seconds"]
+        result["import"] = imp
+        print("neo4j-admin import", json.dumps(imp), flush=True)
+        shutil.rmtree(files.root)  # the store holds it now
+        ex = result["extract"] = {}
+        with server as ncfg:
+            for par in [int(x) for x in a.partitions.split(",")]:
+                ex[f"graphrec_p{par}"] = graphrec_extract(
+                    job_config("synth", root, ncfg.uri, env, par)
+                )
+                if a.rust_path:
+                    ex[f"graphrec_rust_p{par}"] = rust_extract(a, root, ncfg.uri, env, par)
+                print(par, {k: round(v["edges_per_s"]) for k, v in ex.items()}, flush=True)
+            sink = Neo4jSink(
+                ncfg, ("User", "userId"), ("Movie", "itemId"), "BENCH_REC", "bench", "b1"
+            )
+            t0 = time.perf_counter()
+            w = sink.write(recs)
+            w["seconds_total"] = time.perf_counter() - t0
+            w["rows_per_s"] = recs.num_rows / w["seconds_total"]
+            result["write"] = {"graphrec_batched_top10_every_user": w}
+            print("write", json.dumps(w), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    import neo4j
+
+    result["versions"] = {
+        "neo4j_driver": neo4j.__version__,
+        "neo4j_server": "5.26.0 (embedded; neo4j-admin import of the same jars)",
+        **versions(),
+    }
+    save(result, "neo4j-bulk-synth", a.out)
+
+
 def child(args) -> None:
     """Measure graphrec's extraction only (run in a subprocess for the rust-ext variant)."""
     import neo4j  # noqa: F401
@@ -146,6 +256,7 @@ def main() -> None:
     p.add_argument("--rust-path", default=None, help="folder with neo4j + neo4j-rust-ext")
     p.add_argument("--per-row", type=int, default=2000, help="rows for the per-row write")
     p.add_argument("--out", default="bench/results")
+    p.add_argument("--bulk", action="store_true", help="large graphs: offline import (see above)")
     # child mode
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--uri"), p.add_argument("--password-env"), p.add_argument("--root")
@@ -153,6 +264,8 @@ def main() -> None:
     a = p.parse_args()
     if a.child:
         return child(a)
+    if a.bulk:
+        return bulk(a)
 
     from graphrec.benchmark.neo4j_server import EmbeddedNeo4j
     from graphrec.loaders import extract
@@ -194,29 +307,7 @@ def main() -> None:
             ex[f"skip_limit_p{par}"] = skip_limit_extract(ncfg, dst_key, par, total)
             ex[f"graphrec_p{par}"] = graphrec_extract(job_config(a.graph, root, ncfg.uri, env, par))
             if a.rust_path:
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "graphrec.benchmark.neo4j_io",
-                        "--child",
-                        "--graph",
-                        a.graph,
-                        "--root",
-                        root,
-                        "--uri",
-                        ncfg.uri,
-                        "--password-env",
-                        env,
-                        "--parallelism",
-                        str(par),
-                    ],
-                    env={**os.environ, "PYTHONPATH": f"{a.rust_path}:{os.getcwd()}"},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                ex[f"graphrec_rust_p{par}"] = json.loads(out.stdout.strip().splitlines()[-1])
+                ex[f"graphrec_rust_p{par}"] = rust_extract(a, root, ncfg.uri, env, par)
             print(par, {k: round(v["edges_per_s"]) for k, v in ex.items()}, flush=True)
         recs = fake_recommendations(ncfg, dst_key)
         result["write"]["per_row_tx"] = per_row_write(

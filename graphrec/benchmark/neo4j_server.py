@@ -42,14 +42,53 @@ class EmbeddedNeo4j:
     def built() -> bool:
         return (SERVER / "target" / "classpath.txt").is_file()
 
+    @staticmethod
+    def _classpath() -> str:
+        deps = (SERVER / "target" / "classpath.txt").read_text().strip()
+        return f"{SERVER / 'target' / 'classes'}:{deps}"
+
+    def admin_import(self, args: list[str], heap: str = "2g") -> dict:
+        """Run ``neo4j-admin`` (``args``: :func:`graphrec.loaders.neo4j_import.
+        import_command`) on this server's home, before the server starts: the importer of
+        the same Neo4j jars (``org.neo4j.cli.AdminTool``, on the embedded classpath).
+        Returns the seconds it took and the counts it reports."""
+        import re
+
+        if not self.built():
+            raise GraphRecError(f"build the server first: mvn -q -f {SERVER}/pom.xml package")
+        if self.proc is not None:
+            raise GraphRecError("neo4j-admin import needs the server stopped")
+        home, conf = self.data / "db", self.data / "conf"
+        home.mkdir(parents=True, exist_ok=True)
+        conf.mkdir(exist_ok=True)
+        log_path = self.data.parent / f"{self.data.name}-import.log"
+        t0 = time.perf_counter()
+        with open(log_path, "w") as log:
+            rc = subprocess.run(
+                ["java", f"-Xmx{heap}", "-cp", self._classpath(), "org.neo4j.cli.AdminTool"]
+                + list(args),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NEO4J_HOME": str(home), "NEO4J_CONF": str(conf)},
+            ).returncode
+        seconds = time.perf_counter() - t0
+        text = log_path.read_text(errors="replace")
+        if rc != 0 or "IMPORT DONE" not in text:
+            tail = " | ".join(line.strip() for line in text[-800:].splitlines() if line.strip())
+            raise GraphRecError(f"neo4j-admin database import failed (exit {rc}): {tail}")
+        counts = {
+            what: int(n.replace(",", ""))
+            for n, what in re.findall(r"^\s*([\d,]+) (nodes|relationships|properties)$", text, re.M)
+        }
+        return {"seconds": seconds, **counts}
+
     def __enter__(self) -> Neo4jConfig:
         if not self.built():
             raise GraphRecError(f"build the server first: mvn -q -f {SERVER}/pom.xml package")
         port = free_port()
         self.data.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data.parent / f"{self.data.name}.log"
-        deps = (SERVER / "target" / "classpath.txt").read_text().strip()
-        cp = f"{SERVER / 'target' / 'classes'}:{deps}"
+        cp = self._classpath()
         os.environ[self.password_env] = self.password
         log = open(self.log_path, "w")
         try:

@@ -147,6 +147,15 @@ def markdown(result: dict, files: dict) -> str:
                 f"Top-k: {t['gflops']:.1f} GFLOP/s, {100 * t['share_of_peak']:.0f}% of the "
                 f"measured matmul peak ({t['matmul_peak_gflops']:.1f} GFLOP/s).",
             ]
+            h = t.get("alternatives", {}).get("bfloat16_scan", {})
+            if "share_of_peak" in h:
+                lines.append(
+                    f"With the first pass in bfloat16 (`recommend.scan`): "
+                    f"{100 * h['share_of_peak']:.0f}% of the float32 peak; "
+                    f"{100 * h['recall_of_float32_items']:.3f}% of float32's items found, "
+                    f"{100 * h['same_ranking_users']:.2f}% of users ranked identically, "
+                    f"largest score difference {h['max_score_difference']:.2g}."
+                )
             a = t.get("alternatives", {}).get("approximate", {})
             if "recall_at_k_all_users" in a:
                 lines.append(

@@ -65,7 +65,9 @@ def recommend_all(
         if report is not None:
             report["index"] = index.as_dict()
     else:
-        top, scores = topk_unseen(uv, iv, exclude, k, rc.batch_users, progress, "recommend")
+        top, scores = topk_unseen(
+            uv, iv, exclude, k, rc.batch_users, progress, "recommend", rc.scan
+        )
     who = users.repeat_interleave(k)
     ranks = torch.arange(1, k + 1).repeat(len(users))
     top, scores = top.flatten(), scores.flatten()

@@ -106,3 +106,22 @@ def test_empty_catalogue_and_wide_vectors(monkeypatch, kernel):
     wide = topk.TILED_MAX_WIDTH + 1
     top, _ = topk_unseen(torch.randn(3, wide), torch.randn(40, wide), ex, 4)
     assert (top >= 0).all()
+
+
+def test_a_bfloat16_first_pass_ranks_as_float32_with_float32_scores():
+    """Real-size tiles and chunks: the bfloat16 scan finds float32's items, and the scores
+    (rescored) are float32's to the bit."""
+    gen = torch.Generator().manual_seed(5)
+    n_users, n_items, k = 300, 20_000, 10
+    uv, iv = torch.randn(n_users, 33, generator=gen), torch.randn(n_items, 33, generator=gen)
+    seen = to_csr(
+        torch.randint(0, n_users, (6000,), generator=gen),
+        torch.randint(0, n_items, (6000,), generator=gen),
+        n_users,
+    )
+    top32, s32 = topk_unseen(uv, iv, seen, k, 128)
+    top16, s16 = topk_unseen(uv, iv, seen, k, 128, scan="bfloat16")
+    assert torch.equal(top16, top32) and torch.equal(s16, s32)
+    assert torch.equal(top32, per_user(uv, iv, *seen, k))
+    with pytest.raises(ValueError, match="scan='float16'"):
+        topk_unseen(uv, iv, seen, k, 128, scan="float16")
