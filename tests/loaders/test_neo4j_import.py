@@ -117,3 +117,20 @@ def test_cli_writes_the_files_and_prints_the_command(tiny_root, tmp_path, capsys
         == 2
     )
     assert "exists and is not an empty folder" in capsys.readouterr().err
+
+
+def test_import_files_are_neo4js_only(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    args = [
+        "load",
+        "--config",
+        "configs/social-gremlin.yaml",
+        "--import-files",
+        str(tmp_path / "x"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "extract.source is 'gremlin'" in err
+    assert not (tmp_path / "x").exists()
