@@ -28,6 +28,7 @@ import warnings
 import torch
 from torch import Tensor
 from torch_geometric import typing as pyg_typing
+from torch_geometric.data import Data
 from torch_geometric.sampler import HeteroSamplerOutput, NeighborSampler
 
 from graphrec.errors import ConfigError
@@ -92,15 +93,38 @@ def _unique(ids: Tensor, bound: int) -> Tensor:
     return s[keep]
 
 
+def _refuse_unsupported(data, kwargs: dict) -> None:
+    """One line naming the option, before anything is built, for every mode of PyG's
+    ``NeighborSampler`` this sampler does not implement: accepting one would return a
+    sample of other semantics (``sample_direction='backward'`` reversed edges under the
+    forward keys, ``subgraph_type='induced'`` / ``directed=False`` the directional
+    sample)."""
+    what = None
+    if isinstance(data, Data):
+        what = "a homogeneous Data graph (heterogeneous HeteroData only)"
+    for flag in ("disjoint", "replace"):
+        if kwargs.get(flag):
+            what = f"{flag}=True"
+    if kwargs.get("time_attr"):
+        what = f"temporal sampling (time_attr={kwargs['time_attr']!r})"
+    if kwargs.get("weight_attr"):
+        what = f"weighted sampling (weight_attr={kwargs['weight_attr']!r})"
+    if kwargs.get("sample_direction", "forward") != "forward":
+        what = f"sample_direction={kwargs['sample_direction']!r} (forward only)"
+    subgraph = str(getattr(kwargs.get("subgraph_type"), "value", kwargs.get("subgraph_type")))
+    if kwargs.get("subgraph_type") is not None and subgraph != "directional":
+        what = f"subgraph_type={subgraph!r} (directional only)"
+    if kwargs.get("directed") is False:
+        what = "directed=False (an induced subgraph; directional only)"
+    if what:
+        raise ConfigError(f"graphrec's sampler does not support {what}")
+
+
 class GraphRecNeighborSampler(NeighborSampler):
     """PyG's ``NeighborSampler`` with ``_sample`` done in vectorized PyTorch."""
 
     def __init__(self, data, num_neighbors, **kwargs) -> None:
-        for unsupported in ("disjoint", "replace"):
-            if kwargs.get(unsupported):
-                raise ConfigError(f"graphrec's sampler does not support {unsupported}=True")
-        if kwargs.get("time_attr") or kwargs.get("weight_attr"):
-            raise ConfigError("graphrec's sampler does not support temporal or weighted sampling")
+        _refuse_unsupported(data, kwargs)
         with warnings.catch_warnings():  # "without pyg-lib is deprecated": we replace it
             warnings.simplefilter("ignore")
             super().__init__(data, num_neighbors, **kwargs)

@@ -12,6 +12,7 @@ import pytest
 
 from graphrec.benchmark.neo4j_server import EmbeddedNeo4j
 from graphrec.config import load_config
+from graphrec.connectors.neo4j import connect
 from graphrec.errors import GraphRecError
 from graphrec.loaders import extract
 from graphrec.loaders.files import FileSource
@@ -60,3 +61,11 @@ def test_imported_graph_extracts_as_the_files(tmp_path):
     # nothing is imported twice: the database exists now, and the importer refuses
     with pytest.raises(GraphRecError, match="neo4j-admin database import failed"):
         server.admin_import(import_command(out), heap="1g")
+    # the imported store served again, with the password it already has
+    with server as ncfg:
+        driver = connect(ncfg)
+        try:
+            with driver.session() as s:
+                assert s.run("MATCH ()-[r:RATED]->() RETURN count(r)").single()[0] == 100_836
+        finally:
+            driver.close()

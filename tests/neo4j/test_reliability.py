@@ -28,7 +28,7 @@ from graphrec.errors import ConfigError, DataError, GraphRecError, Interrupted, 
 from graphrec.inspect_neo4j import format_inspection, inspect_neo4j
 from graphrec.loaders import extract
 from graphrec.loaders.extract import GraphTables
-from graphrec.loaders.neo4j import Neo4jSource
+from graphrec.loaders.neo4j import Neo4jSource, _Chunks
 from graphrec.loaders.neo4j_load import load_graph
 from graphrec.sinks.neo4j import Neo4jSink
 
@@ -603,16 +603,16 @@ def test_server_gone_mid_extract(loaded, neo4j_cfg, monkeypatch):
     cfg = dataclasses.replace(neo4j_cfg, fetch_rows=10)
     cfg.uri = f"bolt://127.0.0.1:{proxy.port}"
     source = Neo4jSource(load_config(cfg))
-    original = Neo4jSource._fetch
+    original = _Chunks.fetch
     calls = {"n": 0}
 
-    def fetch(self, query, params, attempts=4):
+    def fetch(self, query, params):
         calls["n"] += 1
         if calls["n"] == 3:
             proxy.cut()
-        return original(self, query, params, attempts)
+        return original(self, query, params)
 
-    monkeypatch.setattr(Neo4jSource, "_fetch", fetch)
+    monkeypatch.setattr(_Chunks, "fetch", fetch)
     monkeypatch.setattr("graphrec.loaders.neo4j.time.sleep", lambda s: None)
     try:
         with pytest.raises(Neo4jFault) as e:

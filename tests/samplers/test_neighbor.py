@@ -1,9 +1,11 @@
 """graphrec's sampler inside PyG's LinkNeighborLoader: fan-out, real neighbours, no leaks."""
 
+import pytest
 import torch
-from torch_geometric.data import HeteroData
+from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 
+from graphrec.errors import ConfigError
 from graphrec.samplers import GraphRecNeighborSampler, sample_adjacent
 from graphrec.samplers.neighbor import _floyd, _unique
 
@@ -151,3 +153,33 @@ def test_no_state_leaks_between_batches():
     seeds = {"user": torch.tensor([1, 2, 3]), "item": torch.tensor([0, 5])}
     sampler._sample(seeds)
     assert all((buf == -1).all() for buf in sampler._lookup.values())
+
+
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        ({"sample_direction": "backward"}, "sample_direction='backward'"),
+        ({"subgraph_type": "induced"}, "subgraph_type='induced'"),
+        ({"subgraph_type": "bidirectional"}, "subgraph_type='bidirectional'"),
+        ({"directed": False}, "directed=False"),
+        ({"disjoint": True}, "disjoint=True"),
+        ({"replace": True}, "replace=True"),
+        ({"time_attr": "time"}, "temporal sampling (time_attr='time')"),
+        ({"weight_attr": "w"}, "weighted sampling (weight_attr='w')"),
+    ],
+)
+def test_modes_it_does_not_implement_are_refused_in_one_line(option, words):
+    """Accepted silently, backward sampling returned reversed edges under the forward
+    keys and an induced subgraph the directional sample."""
+    data = hetero(*random_bipartite())
+    with pytest.raises(ConfigError) as e:
+        GraphRecNeighborSampler(data, [5, 5], **option)
+    assert words in str(e.value) and "\n" not in str(e.value)
+    # the modes it implements are accepted as PyG spells them
+    GraphRecNeighborSampler(data, [5, 5], subgraph_type="directional", sample_direction="forward")
+
+
+def test_a_homogeneous_graph_is_refused_when_the_sampler_is_built():
+    ei, n_users, _ = random_bipartite()
+    with pytest.raises(ConfigError, match="homogeneous Data graph"):
+        GraphRecNeighborSampler(Data(edge_index=ei, num_nodes=n_users), [5])
