@@ -84,6 +84,16 @@ def seed_extract(ncfg, dst_key: str) -> dict:
     return {"edges": len(df), "seconds": sec, "edges_per_s": len(df) / sec}
 
 
+def _threads(driver, one, parallelism: int) -> dict:
+    """Rows of ``one(0..parallelism-1)`` read on as many threads, timed; closes ``driver``."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(parallelism) as pool:
+        rows = sum(pool.map(one, range(parallelism)))
+    sec = time.perf_counter() - t0
+    driver.close()
+    return {"edges": rows, "seconds": sec, "edges_per_s": rows / sec}
+
+
 def skip_limit_extract(ncfg, dst_key: str, parallelism: int, total: int) -> dict:
     driver = connect(ncfg)
     page = -(-total // parallelism)
@@ -93,12 +103,7 @@ def skip_limit_extract(ncfg, dst_key: str, parallelism: int, total: int) -> dict
         with driver.session() as s:
             return len(s.run(q, skip=i * page, limit=page).values())
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(parallelism) as pool:
-        rows = sum(pool.map(one, range(parallelism)))
-    sec = time.perf_counter() - t0
-    driver.close()
-    return {"edges": rows, "seconds": sec, "edges_per_s": rows / sec}
+    return _threads(driver, one, parallelism)
 
 
 def traversal_ceiling(ncfg, parallelism: int, chunk: int = 400) -> dict:
@@ -121,12 +126,7 @@ def traversal_ceiling(ncfg, parallelism: int, chunk: int = 400) -> dict:
                 rows += s.run(q, lo=c, hi=min(c + chunk, stop)).single()["n"]
         return rows
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(parallelism) as pool:
-        rows = sum(pool.map(one, range(parallelism)))
-    sec = time.perf_counter() - t0
-    driver.close()
-    return {"edges": rows, "seconds": sec, "edges_per_s": rows / sec}
+    return _threads(driver, one, parallelism)
 
 
 def per_row_write(ncfg, table: pa.Table, dst_key: str, rows: int) -> dict:

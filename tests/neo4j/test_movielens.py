@@ -265,3 +265,16 @@ def test_a_dropped_connection_retries_the_chunk(movielens_in_neo4j):
         source.close()
         dead.close()
     assert OneDroppedConnection.calls > 2 and rows == file_tables.nodes["movie"].num_rows
+
+
+def test_the_benchmarks_baselines_and_server_bound_count_every_relationship(movielens_in_neo4j):
+    """``neo4j_io``'s SKIP/LIMIT baseline and the server's count-only bound read the same
+    100,836 relationships as graphrec (a bound over fewer rows would flatter the client)."""
+    from graphrec.benchmark.neo4j_io import skip_limit_extract, traversal_ceiling
+
+    cfg, _ = movielens_in_neo4j
+    for parallelism in (1, 3):
+        bound = traversal_ceiling(cfg.extract.neo4j, parallelism, chunk=50)
+        assert bound["edges"] == 100_836 and bound["edges_per_s"] > 0
+        pages = skip_limit_extract(cfg.extract.neo4j, "movieId", parallelism, 100_836)
+        assert pages["edges"] == 100_836
