@@ -106,27 +106,29 @@ def skip_limit_extract(ncfg, dst_key: str, parallelism: int, total: int) -> dict
     return _threads(driver, one, parallelism)
 
 
-def traversal_ceiling(ncfg, parallelism: int, chunk: int = 400) -> dict:
-    """The server's own bound for graphrec's read: the same partitions and chunks, each
-    query matching every relationship but returning only ``count(*)`` (no property read,
-    nothing to transfer or decode). No client can extract faster than this."""
-    driver = connect(ncfg)
-    with driver.session() as s:
-        lo, hi = s.run("MATCH (n:User) RETURN min(id(n)), max(id(n))").single().values()
-    q = (
-        "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:User "
-        "MATCH (a)-[r:RATED]->(b:Movie) RETURN count(*) AS n"
-    )
-    step = -(-(hi + 1 - lo) // parallelism)
+def traversal_ceiling(cfg) -> dict:
+    """The server's own bound for graphrec's read of ``rates``: graphrec's own partitions,
+    chunks and ``MATCH`` (:meth:`Neo4jSource.match`), each query returning only
+    ``count(*)`` (no property read, nothing to transfer or decode). No client can extract
+    faster than this."""
+    from graphrec.loaders.neo4j import Neo4jSource
+
+    source = Neo4jSource(cfg.extract)
+    try:
+        parts = source.partitions("edge", "rates")
+        q = source.match("edge", "rates", cfg.extract.edges["rates"]) + " RETURN count(*) AS n"
+    finally:
+        source.close()
+    driver = connect(cfg.extract.neo4j)
 
     def one(p: int) -> int:
-        start, stop, rows = lo + p * step, min(lo + (p + 1) * step, hi + 1), 0
-        with driver.session() as s:
-            for c in range(start, stop, chunk):
-                rows += s.run(q, lo=c, hi=min(c + chunk, stop)).single()["n"]
-        return rows
+        lo, hi, chunk = parts[p].payload
+        with driver.session(database=cfg.extract.neo4j.database) as s:
+            return sum(
+                s.run(q, lo=c, hi=min(c + chunk, hi)).single()["n"] for c in range(lo, hi, chunk)
+            )
 
-    return _threads(driver, one, parallelism)
+    return _threads(driver, one, len(parts))
 
 
 def per_row_write(ncfg, table: pa.Table, dst_key: str, rows: int) -> dict:
@@ -255,7 +257,9 @@ def bulk(a) -> None:
                 )
                 if a.rust_path:
                     ex[f"graphrec_rust_p{par}"] = rust_extract(a, root, ncfg.uri, env, par)
-                ex[f"server_count_only_p{par}"] = traversal_ceiling(ncfg, par)
+                ex[f"server_count_only_p{par}"] = traversal_ceiling(
+                    job_config("synth", root, ncfg.uri, env, par)
+                )
                 print(par, {k: round(v["edges_per_s"]) for k, v in ex.items()}, flush=True)
             sink = Neo4jSink(
                 ncfg, ("User", "userId"), ("Movie", "itemId"), "BENCH_REC", "bench", "b1"

@@ -135,6 +135,20 @@ class Neo4jSource(GraphSource):
         return f"neo4j {what} (node ids {lo}..{hi - 1})"
 
     # -- reading ---------------------------------------------------------------------------
+    def match(self, kind: Kind, name: str, spec) -> str:
+        """A chunk's ``MATCH`` (nodes ``n``, or ``(a)-[r]->(b)``) over the node ids
+        ``$lo..$hi-1`` of the label (the source label for relationships), before ``RETURN``."""
+        if kind == "node":
+            lab = q(self.label(name), "label")
+            return "UNWIND range($lo, $hi - 1) AS i MATCH (n) WHERE id(n) = i AND n:" + lab
+        src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
+        rtype = q(self.rel_type(name), "relationship type")
+        return (
+            "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:"
+            + src
+            + f" MATCH (a)-[r:{rtype}]->(b:{dst})"
+        )
+
     def _query(self, kind: Kind, name: str, spec, columns: list[str], wrap: bool = False) -> str:
         """One chunk as one record of collected columns.
 
@@ -145,23 +159,15 @@ class Neo4jSource(GraphSource):
         per-column ``count(expr)`` or two id lists of a chunk's length to build, send and
         decode cost 10-35% of the read's throughput (20M relationships, warm page cache).
         """
+        head = self.match(kind, name, spec)
         if kind == "node":
-            lab = q(self.label(name), "label")
             exprs = [f"n.{q(c, 'property')}" for c in columns]
-            head = "UNWIND range($lo, $hi - 1) AS i MATCH (n) WHERE id(n) = i AND n:" + lab
             ids = "collect(id(n)) AS _id, collect(null) AS _id2"
         else:
-            src, dst = q(self.label(spec.src), "label"), q(self.label(spec.dst), "label")
-            rtype = q(self.rel_type(name), "relationship type")
             # ends by their node's key property (src_id/dst_id name an edge file's columns)
             keys = self.cfg.nodes[spec.src].id, self.cfg.nodes[spec.dst].id
             exprs = [f"a.{q(keys[0], 'property')}", f"b.{q(keys[1], 'property')}"]
             exprs += [f"r.{q(c, 'property')}" for c in columns[2:]]
-            head = (
-                "UNWIND range($lo, $hi - 1) AS i MATCH (a) WHERE id(a) = i AND a:"
-                + src
-                + f" MATCH (a)-[r:{rtype}]->(b:{dst})"
-            )
             ids = "collect(id(a)) AS _id, collect(id(b)) AS _id2"
         cols = [f"collect({f'[{e}]' if wrap else e}) AS c{j}" for j, e in enumerate(exprs)]
         # only aggregates: a chunk without a single match is one record too (count 0)

@@ -274,7 +274,8 @@ def test_the_benchmarks_baselines_and_server_bound_count_every_relationship(movi
 
     cfg, _ = movielens_in_neo4j
     for parallelism in (1, 3):
-        bound = traversal_ceiling(cfg.extract.neo4j, parallelism, chunk=50)
+        extract = dataclasses.replace(cfg.extract, parallelism=parallelism)
+        bound = traversal_ceiling(dataclasses.replace(cfg, extract=extract))
         assert bound["edges"] == 100_836 and bound["edges_per_s"] > 0
         pages = skip_limit_extract(cfg.extract.neo4j, "movieId", parallelism, 100_836)
         assert pages["edges"] == 100_836
