@@ -353,6 +353,66 @@ class FastRPConfig:
 
 
 @dataclass
+class Node2VecConfig:
+    """Node2Vec structural embeddings (:mod:`graphrec.graph.node2vec`) appended to the
+    features of the projected node types."""
+
+    dim: int = 64
+    """Embedding width."""
+    walk_length: int = 20
+    """Steps per walk."""
+    walks_per_node: int = 10
+    """Walks started from every node with an edge in the projection, per epoch."""
+    p: float = 1.0
+    """Return parameter: a step back to the previous node has weight 1/p (small p: walks
+    that stay near their start, BFS-like)."""
+    q: float = 1.0
+    """In-out parameter: a step to a node not adjacent to the previous one has weight 1/q
+    (small q: walks that move outward, DFS-like)."""
+    window: int = 5
+    """Skip-gram context: nodes at most this many steps apart on a walk are positives."""
+    negatives: int = 5
+    """Noise nodes per positive pair."""
+    epochs: int | Literal["auto"] = "auto"
+    """Passes of fresh walks from every start; auto: as many as give at least 200 steps
+    (a small projection, e.g. DVD-rental's 1,216 films, actors and categories, has 95 steps
+    an epoch, too few for Adam to move the vectors far from their start), else 1."""
+    batch_size: int = 128
+    """Walks per skip-gram step."""
+    lr: float = 0.025
+    """Adam's learning rate (word2vec's starting rate)."""
+    seed: int = 0
+    """Seed of the walks, the noise and the initial vectors."""
+    node_types: list[str] | None = None
+    """The projection's node types (None: all); the DVD-rental tutorial's: film, actor,
+    category."""
+    edge_types: list[str] | None = None
+    """The projection's edge types by name (None: every type joining two projected node
+    types); the target edge type contributes its training edges only."""
+    where: Literal["graphrec", "database"] = "graphrec"
+    """graphrec: computed here from the extracted graph (any source). database: Neo4j's
+    Graph Data Science library projects the graph and streams the vectors (``extract.source:
+    neo4j`` with GDS installed; the projection must leave the target edge type out, since
+    the database holds the held-out edges too)."""
+
+    def __post_init__(self) -> None:
+        _at_least(
+            self, "build.node2vec", dim=1, walk_length=1, walks_per_node=1, window=1,
+            negatives=1, batch_size=1,
+        )  # fmt: skip
+        if self.epochs != "auto":
+            _at_least(self, "build.node2vec", epochs=1)
+        for name in ("p", "q", "lr"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"build.node2vec.{name}={v}: must be a positive number")
+        for name in ("node_types", "edge_types"):
+            v = getattr(self, name)
+            if v is not None and not v:
+                raise ConfigError(f"build.node2vec.{name}: an empty list projects nothing")
+
+
+@dataclass
 class BuildConfig:
     """Stage 2: Arrow tables -> PyG HeteroData."""
 
@@ -372,6 +432,8 @@ class BuildConfig:
     the whole graph (every node type's properties)."""
     fastrp: FastRPConfig | None = None
     """FastRP structural embeddings (None: off), from training edges only."""
+    node2vec: Node2VecConfig | None = None
+    """Node2Vec structural embeddings (None: off), from training edges only."""
     undirected: bool | None = None
     """The target as undirected pairs (friendships): one edge per pair, messages both ways,
     a held-out pair hidden in both directions, nobody recommended to themselves. None:

@@ -166,6 +166,13 @@ def load_current(
     embed); also whether the model can rank items it never saw. Transform, the server and
     the new-node benchmark all start here."""
     clock = clock or StageClock()
+    structural = [n for n in ("fastrp", "node2vec") if getattr(cfg.build, n) is not None]
+    if structural:  # they are of the training graph: new nodes have none, old ones would move
+        raise ConfigError(
+            f"graphrec transform/serve: run {run.folder} was trained with structural "
+            f"features (build.{structural[0]}), which are not computed again for a graph read "
+            "later; train without them to embed new nodes"
+        )
     tables = extract_tables(cfg, clock, progress)
     check_source(run, cfg, tables)
     with clock.stage("build") as st:

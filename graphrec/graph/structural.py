@@ -59,10 +59,23 @@ def fastrp(
 
 
 def add_structural(graph: Graph, split: EdgeSplit, cfg: BuildConfig) -> None:
-    """Append FastRP embeddings (``build.fastrp``, when set) to the node features, computed
-    from the training edges only, so that no held-out edge leaks into a feature."""
-    if cfg.fastrp is None:
-        return
-    f = cfg.fastrp
-    emb = fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed)
-    graph.x = {t: torch.cat([graph.x[t], e], 1) if t in graph.x else e for t, e in emb.items()}
+    """Append the configured structural embeddings (``build.fastrp``, ``build.node2vec``)
+    to the node features, computed from the training edges only, so that no held-out edge
+    leaks into a feature."""
+    parts: list[dict[str, torch.Tensor]] = []
+    if cfg.fastrp is not None:
+        f = cfg.fastrp
+        parts.append(fastrp(graph, split.train, f.dim, tuple(f.weights), f.seed))
+    if cfg.node2vec is not None:
+        from graphrec.graph.node2vec import node2vec
+
+        parts.append(node2vec(graph, split.train, cfg.node2vec))
+    for emb in parts:
+        graph.x = {
+            t: torch.cat([graph.x[t], emb[t]], 1) if t in graph.x and t in emb else
+            graph.x.get(t, emb.get(t))
+            for t in graph.num_nodes
+            if t in graph.x or t in emb
+        }  # fmt: skip
+    if parts:
+        graph.stats["feature_dims"] = {t: v.shape[1] for t, v in graph.x.items()}
