@@ -87,7 +87,7 @@ def extract_and_build(
             split = all_train(n_target)
         else:
             split = split_target(cfg.build.split, graph)
-        add_structural(graph, split, cfg.build)
+        add_structural(graph, split, cfg.build, cfg.extract, cfg.mode != "final")
         st.update(graph.stats)
         st.update(
             train_edges=len(split.train), val_edges=len(split.val), test_edges=len(split.test)

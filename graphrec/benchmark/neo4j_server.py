@@ -14,6 +14,8 @@ from graphrec.config import Neo4jConfig
 from graphrec.errors import GraphRecError
 
 SERVER = Path(__file__).resolve().parents[2] / "neo4j-embedded"  # in a checkout
+GDS_PLUGINS = SERVER / "gds" / "target" / "plugins"
+"""Neo4j Graph Data Science's jars: ``mvn -q -f neo4j-embedded/gds/pom.xml package``."""
 
 
 def free_port() -> int:
@@ -33,9 +35,13 @@ class EmbeddedNeo4j:
         heap: str = "2g",
         pagecache: str = "512m",
         timeout: float = 180,
+        plugins: Path | None = None,
     ) -> None:
+        """``plugins``: a plugin folder (e.g. :data:`GDS_PLUGINS`): on the classpath and
+        Neo4j's plugin directory, its ``gds.*`` procedures allowed."""
         self.data, self.password, self.password_env = Path(data), password, password_env
         self.heap, self.pagecache, self.timeout = heap, pagecache, timeout
+        self.plugins = plugins
         self.proc: subprocess.Popen | None = None
 
     @staticmethod
@@ -89,6 +95,12 @@ class EmbeddedNeo4j:
         self.data.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data.parent / f"{self.data.name}.log"
         cp = self._classpath()
+        extra: list[str] = []
+        if self.plugins is not None:
+            if not any(Path(self.plugins).glob("*.jar")):
+                raise GraphRecError(f"no plugin jars in {self.plugins}")
+            cp = f"{cp}:{Path(self.plugins).resolve()}/*"
+            extra = ["--plugins", str(Path(self.plugins).resolve())]
         os.environ[self.password_env] = self.password
         log = open(self.log_path, "w")
         try:
@@ -105,6 +117,7 @@ class EmbeddedNeo4j:
                     str(port),
                     "--pagecache",
                     self.pagecache,
+                    *extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

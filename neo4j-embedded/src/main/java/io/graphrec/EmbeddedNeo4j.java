@@ -3,6 +3,7 @@ package io.graphrec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 
 import org.neo4j.configuration.GraphDatabaseSettings;
@@ -20,8 +21,11 @@ import org.neo4j.graphdb.Transaction;
  *
  * <pre>
  *   NEO4J_PASSWORD=... java -cp target/classes:$(cat target/classpath.txt) \
- *       io.graphrec.EmbeddedNeo4j --data DIR [--port 7687] [--pagecache 512m]
+ *       io.graphrec.EmbeddedNeo4j --data DIR [--port 7687] [--pagecache 512m] [--plugins DIR]
  * </pre>
+ *
+ * {@code --plugins DIR}: a plugin folder (Neo4j's {@code plugins/}), e.g. the Graph Data
+ * Science jars of {@code gds/pom.xml}, whose {@code gds.*} procedures are then allowed.
  *
  * The password of user {@code neo4j} is taken from the environment (never from arguments, so
  * it does not show in process lists). Prints {@code READY bolt://127.0.0.1:PORT} once Bolt
@@ -32,11 +36,13 @@ public final class EmbeddedNeo4j {
         Path data = null;
         int port = 7687;
         String pagecache = "512m";
+        Path plugins = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--data" -> data = Path.of(args[++i]);
                 case "--port" -> port = Integer.parseInt(args[++i]);
                 case "--pagecache" -> pagecache = args[++i];
+                case "--plugins" -> plugins = Path.of(args[++i]);
                 default -> fail("unknown argument " + args[i]);
             }
         }
@@ -48,7 +54,14 @@ public final class EmbeddedNeo4j {
             fail("set NEO4J_PASSWORD (at least 8 characters)");
         }
         Files.createDirectories(data);
-        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(data)
+        DatabaseManagementServiceBuilder builder = new DatabaseManagementServiceBuilder(data);
+        if (plugins != null) {
+            // procedures are read from the plugin folder (its jars must be on the classpath
+            // too: GDS registers its procedure facade through an extension found there)
+            builder.setConfig(GraphDatabaseSettings.plugin_dir, plugins.toAbsolutePath());
+            builder.setConfig(GraphDatabaseSettings.procedure_unrestricted, List.of("gds.*"));
+        }
+        DatabaseManagementService dbms = builder
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
