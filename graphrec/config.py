@@ -319,16 +319,23 @@ class FeatureSpec:
 class SplitConfig:
     """Train/validation/test split of the target edges."""
 
-    kind: Literal["random", "temporal"] = "random"
-    """random: seeded shuffle of all target edges; temporal: each user's latest edges."""
+    kind: Literal["random", "temporal", "last"] = "random"
+    """random: seeded shuffle of all target edges; temporal: each user's latest ``test``
+    share is test, the ``val`` share before it validation; last: leave-last-out, each
+    user's last ``last`` edges are test and the ``last`` before them validation."""
     val: float = 0.1
-    """Fraction of target edges for validation."""
+    """Fraction of target edges for validation (random, temporal)."""
     test: float = 0.1
-    """Fraction of target edges for test."""
+    """Fraction of target edges for test (random, temporal)."""
     seed: int = 0
     """Seed of the random split."""
+    last: int = 1
+    """kind last: edges per user held out for test, and as many for validation. A user
+    keeps at least one training edge: with fewer than ``2 * last + 1`` edges, test is
+    filled first."""
 
     def __post_init__(self) -> None:
+        _at_least(self, "build.split", last=1)
         if self.val < 0 or self.test < 0 or self.val + self.test >= 1:
             raise ConfigError(
                 f"build.split: val ({self.val}) + test ({self.test}) must be in [0, 1)"
@@ -807,12 +814,12 @@ class CompareConfig:
 
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """One split and one initialisation per seed; the table shows mean ± std over them."""
-    splits: list[Literal["random", "temporal"]] = field(default_factory=lambda: ["random"])
-    """Split kinds to compare on (fractions from ``build.split``)."""
+    splits: list[Literal["random", "temporal", "last"]] = field(default_factory=lambda: ["random"])
+    """Split kinds to compare on (fractions and ``last`` from ``build.split``)."""
     baselines: list[
         Literal[
             "popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr", "bias",
-            "biased_mf", "common_neighbours", "adamic_adar",
+            "biased_mf", "common_neighbours", "adamic_adar", "node2vec_knn",
         ]
     ] = field(
         default_factory=lambda: ["popularity", "itemknn", "ease", "als", "bpr", "bias", "biased_mf"]
@@ -824,7 +831,9 @@ class CompareConfig:
     chosen on validation. *_rated: edges labelled below ``evaluate.positive_threshold``
     weigh less (0.1 or 0.3, chosen on validation), the rating information
     ``train.low_label_weight`` gives a GNN. common_neighbours and adamic_adar: the
-    friend-of-friend rules, for a target between one node type (skipped otherwise)."""
+    friend-of-friend rules, for a target between one node type (skipped otherwise).
+    node2vec_knn: items nearest to the mean Node2Vec vector of the user's items, with
+    ``build.node2vec``'s settings (or the defaults), not searched."""
     models: dict[str, list[str]] = field(default_factory=dict)
     """graphrec models: name -> dotted overrides of this config (model, train, sampler)."""
     out: str = "bench/results"
@@ -913,8 +922,8 @@ class JobConfig:
             )
         if self.train.objective == "rating" and self.build.label is None:
             raise ConfigError("train.objective=rating needs build.label (the rating property)")
-        if self.build.split.kind == "temporal" and self.build.timestamp is None:
-            raise ConfigError("build.split.kind=temporal needs build.timestamp")
+        if self.build.split.kind in ("temporal", "last") and self.build.timestamp is None:
+            raise ConfigError(f"build.split.kind={self.build.split.kind} needs build.timestamp")
         self.build.features = expand_features(self.build.features, self.extract)
         tspec = self.extract.edges.get(self.build.target)
         if self.build.undirected and tspec is not None and tspec.src != tspec.dst:

@@ -6,7 +6,8 @@ shared friend is), item-kNN (cosine on the binary interaction matrix, top-K neig
 per item), EASE (Steck 2019: a closed-form item-item model, binary or with low-rated edges
 down-weighted), ALS and BPR matrix factorisation (the ``implicit`` package; ALS also with
 low-rated edges down-weighted, as graphrec's ``train.low_label_weight`` does for a GNN, so a
-GNN's win is not just the ratings it was given). Ratings: the
+GNN's win is not just the ratings it was given), Node2Vec-kNN (items nearest to the mean
+Node2Vec vector of the user's items: the DVD-rental tutorial's recommender). Ratings: the
 user+item bias model (regularised, alternating closed-form sweeps) and biased matrix
 factorisation (``mu + b_u + b_i + <p_u, q_i>``, Adam, L2). Each one is fit on a history of
 (user, item[, rating]) edges; hyper-parameters are chosen on validation by the caller
@@ -34,7 +35,7 @@ from graphrec.ranking.metrics import popularity_vectors
 
 RANKING_BASELINES = (
     "popularity", "itemknn", "ease", "ease_rated", "als", "als_rated", "bpr",
-    "common_neighbours", "adamic_adar",
+    "common_neighbours", "adamic_adar", "node2vec_knn",
 )  # fmt: skip
 RATING_BASELINES = ("bias", "biased_mf")
 NEEDS_RATINGS = (*RATING_BASELINES, "als_rated", "ease_rated")  # skipped on a graph without a label
@@ -89,6 +90,16 @@ class VectorRanker(Ranker):
 def popularity(h: History) -> VectorRanker:
     """Items by number of interactions in the history (the job's popularity ranking)."""
     return VectorRanker(*popularity_vectors(h.items, h.num_users, h.num_items))
+
+
+def embedding_knn(h: History, item_vectors: Tensor) -> VectorRanker:
+    """Items nearest, by cosine, to the mean of the user's items (the DVD-rental tutorial's
+    Node2Vec recommender): ``score(u, i) = <mean_{j in hist(u)} e_j, e_i>`` with unit-length
+    item vectors ``e``. A user without history scores every item 0."""
+    iv = torch.nn.functional.normalize(item_vectors.float(), dim=1)
+    uv = torch.zeros(h.num_users, iv.shape[1]).index_add_(0, h.users, iv[h.items])
+    count = torch.bincount(h.users, minlength=h.num_users).clamp(min=1)
+    return VectorRanker(uv / count.unsqueeze(1), iv)
 
 
 class SharedNeighbours(Ranker):

@@ -18,6 +18,7 @@ own test evaluation uses ``train+val``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -32,11 +33,12 @@ from graphrec.compare import baselines as B
 from graphrec.compare.baselines import NEEDS_ONE_TYPE, NEEDS_RATINGS
 from graphrec.compare.report import write_report
 from graphrec.compare.stats import summarize
-from graphrec.config import JobConfig, load_config, to_dict
+from graphrec.config import JobConfig, Node2VecConfig, load_config, to_dict
 from graphrec.environment import environment
 from graphrec.errors import ConfigError, warn
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
+from graphrec.graph.node2vec import node2vec
 from graphrec.graph.split import EdgeSplit
 from graphrec.models import check_model
 from graphrec.models.closed_form import NotPositiveDefinite
@@ -175,10 +177,14 @@ def _score(proto: Protocol, model, stage: str) -> dict:
     return proto.rank(model, stage)
 
 
-def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
+def run_baseline(
+    name: str, proto: Protocol, seed: int, node2vec: Node2VecConfig | None = None
+) -> dict:
     """Fit ``name`` on train for each of its settings, keep the one validation prefers,
-    test it once."""
+    test it once. ``node2vec``: the Node2Vec settings of ``node2vec_knn`` (the config's
+    ``build.node2vec``; None: the defaults, every node and edge type), not searched."""
     ratings = proto.graph.label is not None
+    n2v = node2vec if node2vec is not None else Node2VecConfig(seed=seed)
     if name in NEEDS_RATINGS and not ratings:
         return {"skipped": "the graph has no rating label"}
     if name in NEEDS_ONE_TYPE and not proto.graph.same_type:
@@ -211,6 +217,7 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
             lambda h, p: B.bpr(h, seed=seed, **p),
         ),
         "bias": ([{"reg": r} for r in (1.0, 5.0, 15.0, 30.0)], lambda h, p: B.BiasModel(h, **p)),
+        "node2vec_knn": ([{}], lambda h, p: B.embedding_knn(h, _node2vec_items(proto, n2v))),
     }
     t0 = time.perf_counter()
     if name == "biased_mf":
@@ -226,6 +233,19 @@ def run_baseline(name: str, proto: Protocol, seed: int) -> dict:
     out = _score(proto, model, "test")
     out.update(chosen=chosen, seconds=time.perf_counter() - t0)
     return out
+
+
+def _node2vec_items(proto: Protocol, cfg: Node2VecConfig) -> torch.Tensor:
+    """Node2Vec vectors of the items, from the training edges (on ``cfg``'s projection)."""
+    g = proto.graph
+    if cfg.where == "database":  # the database holds the held-out edges too
+        cfg = dataclasses.replace(cfg, where="graphrec")
+    if cfg.node_types is not None and g.item_type not in cfg.node_types:
+        raise ConfigError(
+            f"compare.baselines: node2vec_knn needs the items ({g.item_type!r}) in "
+            f"build.node2vec.node_types (it has {cfg.node_types})"
+        )
+    return node2vec(g, proto.split.train, cfg)[g.item_type]
 
 
 def _select_biased_mf(proto: Protocol, seed: int) -> dict:
@@ -319,7 +339,7 @@ def run_compare(
             for what, name in bar:
                 bar.set_postfix_str(name)
                 if what == "baseline":
-                    row = run_baseline(name, proto, seed)
+                    row = run_baseline(name, proto, seed, cfg.build.node2vec)
                 else:
                     mcfg = load_config(config_path, overrides + seeded + cc.models[name])
                     mcfg.train.checkpoint_path = None

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from graphrec.config import SplitConfig
+from graphrec.errors import warn
 
 
 @dataclass
@@ -34,8 +35,12 @@ def random_split(num_edges: int, val: float, test: float, seed: int) -> EdgeSpli
     )
 
 
-def temporal_split(user: torch.Tensor, time: torch.Tensor, val: float, test: float) -> EdgeSplit:
-    """Per user: the latest ``test`` share of their edges is test, the ones before val.
+def temporal_split(
+    user: torch.Tensor, time: torch.Tensor, val: float, test: float, last: int | None = None
+) -> EdgeSplit:
+    """Per user: the latest ``test`` share of their edges is test, the ones before val;
+    with ``last``, the latest ``last`` edges are test and the ``last`` before them val
+    (leave-last-out).
 
     Every user keeps at least one training edge. Ties in time are broken by edge order.
     """
@@ -46,8 +51,16 @@ def temporal_split(user: torch.Tensor, time: torch.Tensor, val: float, test: flo
     counts = np.diff(np.r_[starts, len(us)])
     rank = np.arange(len(us)) - np.repeat(starts, counts)
     count = np.repeat(counts, counts)
-    n_test = np.minimum(np.round(count * test), count - 1)
-    n_val = np.minimum(np.round(count * val), count - 1 - n_test)
+    want_test = np.round(count * test) if last is None else np.full_like(count, last)
+    want_val = np.round(count * val) if last is None else np.full_like(count, last)
+    n_test = np.minimum(want_test, count - 1)
+    n_val = np.minimum(want_val, count - 1 - n_test)
+    if last is not None and (counts == 1).any():
+        warn(
+            f"build.split.kind=last: {int((counts == 1).sum()):,} of {len(counts):,} users have "
+            "a single edge, which they keep for training: they have no test edge and are not "
+            "evaluated"
+        )
     from_end = count - rank  # 1 for the latest edge
     is_test = from_end <= n_test
     is_val = ~is_test & (from_end <= n_test + n_val)
@@ -58,9 +71,10 @@ def temporal_split(user: torch.Tensor, time: torch.Tensor, val: float, test: flo
 def split_edges(
     cfg: SplitConfig, num_edges: int, user: torch.Tensor, time: torch.Tensor | None
 ) -> EdgeSplit:
-    if cfg.kind == "temporal":
+    if cfg.kind in ("temporal", "last"):
         assert time is not None  # JobConfig checks build.timestamp
-        return temporal_split(user, time, cfg.val, cfg.test)
+        last = cfg.last if cfg.kind == "last" else None
+        return temporal_split(user, time, cfg.val, cfg.test, last)
     return random_split(num_edges, cfg.val, cfg.test, cfg.seed)
 
 

@@ -152,3 +152,16 @@ def test_common_neighbours_and_adamic_adar_against_brute_force():
             if 1 <= u < 3:
                 want = sum(1 / math.log(len(nbrs[z])) for z in shared if len(nbrs[z]) > 1)
                 assert abs(float(aa[u - 1, v]) - want) < 1e-5
+
+
+def test_embedding_knn_scores_cosines_to_the_mean_of_the_users_items():
+    # unit-length item vectors after normalising: the raw lengths must not matter
+    iv = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [-5.0, 0.0]])
+    h = history([(0, 0), (0, 1), (1, 3)], 3, 4)
+    s = B.embedding_knn(h, iv).scores(0, 3)
+    unit = torch.nn.functional.normalize(iv, dim=1)
+    mean0 = (unit[0] + unit[1]) / 2
+    assert torch.allclose(s[0], unit @ mean0, atol=1e-6)
+    assert s[0].argmax() == 2  # (1, 1) is nearest to the mean of (1, 0) and (0, 1)
+    assert torch.allclose(s[1], unit @ unit[3], atol=1e-6) and s[1].argmax() == 3
+    assert torch.equal(s[2], torch.zeros(4))  # no history: no preference

@@ -69,6 +69,36 @@ def test_compare_writes_a_table_of_every_method_over_seeds(tiny_root, tmp_path):
     assert "95% interval over test users" in text
 
 
+def test_leave_last_out_with_node2vec_knn(tiny_root, tmp_path):
+    """compare on the per-user leave-last-out split: every user's last edge is test, the
+    one before validation; node2vec_knn ranks on Node2Vec vectors of the training graph."""
+    path = write_config(tiny_root, tmp_path, {}, ["popularity", "node2vec_knn"])
+    data = yaml.safe_load(path.read_text())
+    data["compare"].update(splits=["last"], seeds=[0])
+    data["build"]["node2vec"] = {"dim": 8, "walks_per_node": 4, "epochs": 2}
+    data["evaluate"] = {"positive_threshold": 0.0}  # every held-out edge is a positive
+    path.write_text(yaml.safe_dump(data))
+    out, md = run_compare(str(path), progress=False)
+    res = out["results"]["last"]
+    n_users = 12
+    for name in ("popularity", "node2vec_knn"):
+        run = res[name]["runs"][0]
+        assert run["users"] == n_users  # every tiny user has several edges: one test each
+        assert 0.0 <= run["ndcg@20"] <= 1.0
+    assert "## last split" in md.read_text()
+    # a projection without the items: the baseline says so before any walk
+    from graphrec.compare.runner import Protocol, _node2vec_items
+    from graphrec.config import Node2VecConfig
+    from graphrec.graph.split import all_train
+    from tests.graph.test_node2vec import _planted
+
+    g = _planted()
+    proto = Protocol(g, all_train(g.target_index.shape[1]), 4.0)
+    with pytest.raises(ConfigError, match=r"node2vec_knn needs the items \('item'\)"):
+        _node2vec_items(proto, Node2VecConfig(node_types=["user"]))
+    assert _node2vec_items(proto, Node2VecConfig(dim=4, epochs=1)).shape == (40, 4)
+
+
 def _runs(values_by_seed):
     return {
         "runs": [

@@ -62,6 +62,27 @@ def test_temporal_split_holds_out_each_users_latest():
     assert 20 in s.train.tolist()  # a user with one edge keeps it for training
 
 
+def test_leave_last_out_holds_out_each_users_last_edges(capsys):
+    """kind last: the latest ``last`` edges of each user are test, the ``last`` before them
+    validation; a user with too few edges fills test first and keeps one for training."""
+    user = torch.tensor([0] * 6 + [1] * 3 + [2] * 2 + [3])
+    time = torch.tensor([6, 1, 5, 2, 4, 3] + [9, 7, 8] + [1, 1] + [5])
+    s = split_edges(SplitConfig(kind="last", last=2), 12, user, time)
+    # user 0: times 6, 5; user 1 (3 edges): 9, 8; user 2 (a tie in time): the later row
+    assert s.test.tolist() == [0, 2, 6, 8, 10]
+    assert s.val.tolist() == [4, 5]  # user 0: times 4, 3; users 1 and 2 have none left
+    assert s.train.tolist() == [1, 3, 7, 9, 11]  # everyone keeps one, the one-edge user too
+    one = split_edges(SplitConfig(kind="last"), 12, user, time)
+    assert one.test.tolist() == [0, 6, 10] and one.val.tolist() == [2, 8]
+    assert (
+        capsys.readouterr().err.count(
+            "graphrec: warning: build.split.kind=last: 1 of 4 users have a single edge, which "
+            "they keep for training: they have no test edge and are not evaluated\n"
+        )
+        == 2
+    )
+
+
 def test_held_out_edges_are_not_in_the_message_graph(tiny_cfg):
     _, g = tiny_graph(tiny_cfg)
     s = split_edges(SplitConfig(val=0.2, test=0.2, seed=1), 96, g.target_index[0], g.time)
