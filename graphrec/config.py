@@ -494,6 +494,47 @@ class PinSageConfig:
 
 
 @dataclass
+class DQNConfig:
+    """The DQN recommender's own settings (``model.dqn``; :mod:`graphrec.models.dqn`)."""
+
+    state_window: int = 10
+    """The state: the mean item vector of the user's last this many items (in time order)."""
+    horizon: int = 10
+    """Reward: 1 when the recommended item is among the user's next this many items."""
+    gamma: float = 0.9
+    """Discount of future rewards in the Q target."""
+    hidden: int = 128
+    """Width of the Q-network's hidden layer."""
+    replay: int = 50_000
+    """Transitions kept in the replay memory (the oldest are dropped)."""
+    batch_size: int = 256
+    """Transitions per gradient step, drawn uniformly from the replay memory."""
+    train_every: int = 4
+    """One gradient step per this many transitions played."""
+    target_every: int = 200
+    """Gradient steps between copies of the Q-network into the target network."""
+    epsilon_start: float = 1.0
+    """Exploration at the first episode: the share of random actions."""
+    epsilon_end: float = 0.05
+    """Exploration after the decay."""
+    epsilon_decay: float = 0.5
+    """Share of the run's episodes over which epsilon falls linearly to epsilon_end."""
+    node2vec: Node2VecConfig | None = None
+    """The item vectors: Node2Vec with these settings, from training edges (None:
+    ``build.node2vec``'s settings, else the defaults)."""
+
+    def __post_init__(self) -> None:
+        _at_least(
+            self, "model.dqn", state_window=1, horizon=1, hidden=1, replay=1, batch_size=1,
+            train_every=1, target_every=1,
+        )  # fmt: skip
+        for name in ("gamma", "epsilon_start", "epsilon_end", "epsilon_decay"):
+            _share(self, "model.dqn", name, upper_open=name == "gamma")
+        if self.epsilon_end > self.epsilon_start:
+            raise ConfigError("model.dqn: epsilon_end must not be above epsilon_start")
+
+
+@dataclass
 class EASEConfig:
     """EASE's own settings (``model.ease``)."""
 
@@ -541,8 +582,9 @@ class ModelConfig:
     on the user-item edges, full graph per step, per-user batches; pinsage: item
     embeddings from content features and random-walk neighbourhoods (item -> user -> item);
     ease and gfcf: closed-form item-item models (no epochs: fit once, their setting chosen
-    on validation); popularity: a learned item score. Each model's own checks run before
-    any work (``graphrec.models.check_model``)."""
+    on validation); popularity: a learned item score; dqn: a Deep Q-Network over each
+    user's item sequence (Node2Vec item vectors, episodes instead of batches). Each
+    model's own checks run before any work (``graphrec.models.check_model``)."""
     layers: int | None = None
     """Propagation layers (None: one per ``sampler.num_neighbors`` hop)."""
     hidden: int = 64
@@ -570,6 +612,8 @@ class ModelConfig:
     """ease: its regularisation."""
     gfcf: GFCFConfig = field(default_factory=GFCFConfig)
     """gfcf: its filters."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """dqn: the reinforcement-learning recommender's settings."""
     blend: Literal["none", "auto", "ease", "gfcf"] = "none"
     """Blend the trained ranker (link objective) with a closed-form item-item model fit on
     the same training edges (``graphrec.models.blend``): per-user standardised scores mixed

@@ -25,7 +25,7 @@ from graphrec.models.blend import BlendedModel
 from graphrec.models.registry import RecommenderModel
 from graphrec.outputs import finite_or_null
 from graphrec.pipeline import RssSampler, StageClock, extract_and_build
-from graphrec.plots import plot_training_curve
+from graphrec.plots import plot_episodes, plot_training_curve
 from graphrec.recommend import evaluate_test, recommend_all
 from graphrec.sinks import make_sink, sink_names
 from graphrec.staging import leftover_staging, staged_dir, write_manifest
@@ -151,6 +151,8 @@ def _run(
             metrics["recommendations"] = {"rows": recs.num_rows, "k": cfg.recommend.k}
         save_checkpoint(run_dir, model, graph, cfg, result.best_epoch, blend_of(model, result))
         plot_training_curve(result.history, result.val_metric, run_dir / "training_curve.png")
+        if "episodes" in result.stats:  # a reinforcement-learning model
+            plot_episodes(result.stats["episodes"], run_dir / "dqn_episodes.png")
 
     metrics["stages"] = clock.stages
     metrics["seconds"] = clock.seconds

@@ -4,6 +4,7 @@ A new model is one file here ending in ``register(ModelSpec(...))`` plus its lin
 """
 
 from graphrec.models import (  # noqa: F401  (registers them)
+    dqn,
     ease,
     gfcf,
     lightgcn,

@@ -53,13 +53,14 @@ class ModelSpec:
     """``model.name``."""
     build: Callable[[Graph, EdgeSplit, JobConfig], RecommenderModel]
     """The model for a graph, its training split (e.g. the mean rating) and the config."""
-    batches: Literal["neighbor", "user", "closed_form"]
+    batches: Literal["neighbor", "user", "closed_form", "episodes"]
     """neighbor: ``LinkNeighborLoader`` subgraphs around labelled edges; user: per-user
     batches (BPR triplets, sampled-softmax positives or whole users) on the full graph;
-    closed_form: no batches, fit once per value of its one setting (chosen on validation)."""
+    closed_form: no batches, fit once per value of its one setting (chosen on validation);
+    episodes: reinforcement learning on each user's sequence (:mod:`graphrec.train.episodes`)."""
     losses: tuple[str, ...]
-    """The ``train.loss`` values it trains with (closed-form models: none, and any
-    ``train.loss`` is ignored)."""
+    """The ``train.loss`` values it trains with (closed-form and episode models: none, and
+    any ``train.loss`` is ignored)."""
     options: tuple[str, ...] = ()
     """Optional ``train.*`` settings it uses (``hard_negatives``, ``low_label_weight``,
     ``disjoint_ratio``)."""
@@ -101,7 +102,7 @@ def check_model(cfg: JobConfig) -> ModelSpec:
     if spec.check is not None:
         spec.check(cfg)
     t = cfg.train
-    if spec.batches != "closed_form" and t.loss not in spec.losses:
+    if spec.batches not in ("closed_form", "episodes") and t.loss not in spec.losses:
         others = [m.name for m in MODELS.values() if t.loss in m.losses]
         raise ConfigError(
             f"train.loss={t.loss} is not a loss of model.name={spec.name} (its losses: "

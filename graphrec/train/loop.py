@@ -39,6 +39,7 @@ from graphrec.train.batches import (
 from graphrec.train.checkpoint import ctx_states, save_train_state
 from graphrec.train.closed_form import fit_closed_form
 from graphrec.train.context import TrainContext, resolve_device, settings_digest
+from graphrec.train.episodes import fit_episodes
 from graphrec.train.evaluation import validate
 from graphrec.train.losses import batch_loss, class_weights
 from graphrec.train.optimizer import deterministic_algorithms, make_optimizer
@@ -103,10 +104,10 @@ def train_loop(
             data = message_graph(graph, split.train, cfg.build.reverse_edges)
         # the loader samples from `data` on the CPU; validation runs the full graph on `device`
         eval_data = data.to(device) if device.type != "cpu" else data
-        if model_spec(cfg.model.name).batches == "closed_form":
-            result = fit_closed_form(
-                model, graph, split, cfg, ctx, eval_data, TrainResult(), progress
-            )
+        kind = model_spec(cfg.model.name).batches
+        if kind in ("closed_form", "episodes"):
+            fit = fit_closed_form if kind == "closed_form" else fit_episodes
+            result = fit(model, graph, split, cfg, ctx, eval_data, TrainResult(), progress)
             result.stats.update(summarize(result.history, ctx.world_size))
             result.stats.update(device=str(device), run_id=t.run_id, best_epoch=result.best_epoch)
             return result
