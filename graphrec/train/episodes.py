@@ -164,7 +164,8 @@ def _step(model, target, opt, replay: Replay, seq: Sequences, states, d, gen) ->
     with torch.no_grad():
         nxt = model.q_values(states[(j + 1).to(dev)], target).max(1).values
         y = reward.to(dev) + d.gamma * nxt * (~last).to(dev).float()
-    q = model.q_values(states[j.to(dev)]).gather(1, action.to(dev)[:, None]).squeeze(1)
+    a = action.to(dev)
+    q = (model.q(states[j.to(dev)]) * model.item_vectors[a]).sum(1) + model.item_bias[a]
     loss = F.smooth_l1_loss(q, y)
     opt.zero_grad()
     loss.backward()
