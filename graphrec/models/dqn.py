@@ -5,9 +5,11 @@ rented; the agent's action is turned into the films nearest to it; the reward is
 of them the customer rents), with its flaws fixed:
 
 * **A Q-function that estimates return.** ``Q(s, a) = <f(s), e_a> + b_a``: ``e_a`` the
-  item's Node2Vec vector (unit length, fixed), ``b_a`` a learned item bias, ``f`` an MLP
-  with a residual connection (``f(s) = s + MLP(s)``, the MLP's last layer starting at zero,
-  so the first policy is the Node2Vec-kNN recommender). The target is the Bellman one,
+  item's Node2Vec vector (unit length, fixed), ``b_a`` a learned item bias that starts at
+  the item's share of rewarded transitions (how often it is among a user's next
+  ``horizon`` items: the first policy is this popularity), ``f(s) = w s + MLP(s)`` with
+  ``w`` and the MLP's last layer starting at zero (``w`` learns how much the
+  Node2Vec-kNN direction is worth, the MLP the rest). The target is the Bellman one,
   ``r + gamma * max_a' Q_target(s', a')`` with a target network copied every
   ``target_every`` steps (the tutorial regressed the next *state*). Huber loss.
 * **The reward looks forward.** Reward 1 when the recommended item is among the user's next
@@ -45,17 +47,20 @@ from graphrec.models.registry import ModelSpec, ranks_items, register
 
 
 class QNetwork(nn.Module):
-    """``f(s) = s + W2 relu(W1 s)`` with ``W2`` zero at the start."""
+    """``f(s) = w s + W2 relu(W1 s)`` with ``w`` and ``W2`` zero at the start: the first
+    Q-values are the item biases alone; ``w`` learns how far the plain similarity to the
+    recent items (Node2Vec-kNN) predicts what comes next, ``W2 relu(W1 s)`` the rest."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
+        self.skip = nn.Parameter(torch.zeros(()))
         self.inner = nn.Linear(dim, hidden)
         self.outer = nn.Linear(hidden, dim)
         nn.init.zeros_(self.outer.weight)
         nn.init.zeros_(self.outer.bias)
 
     def forward(self, s: Tensor) -> Tensor:
-        return s + self.outer(torch.relu(self.inner(s)))
+        return self.skip * s + self.outer(torch.relu(self.inner(s)))
 
 
 class DQNRecommender(nn.Module):
@@ -123,6 +128,21 @@ class Sequences:
         has = self.counts > 0
         out[has] = self.states[self.start[1:][has] - 1]
         return out
+
+    def reward_share(self, num_items: int, horizon: int) -> Tensor:
+        """Per item: the share of transitions (positions with a next item) whose next
+        ``horizon`` items contain it: the reward a state-blind agent expects from it."""
+        end = self.start[self.users + 1]
+        pos = torch.arange(len(self.items))
+        has_next = pos + 1 < end
+        keys = []
+        for d in range(1, horizon + 1):
+            p = pos + d
+            ok = p < end
+            keys.append(pos[ok] * num_items + self.items[p[ok]])
+        hit = torch.unique(torch.cat(keys)) % num_items  # an item once per position
+        count = torch.bincount(hit, minlength=num_items).float()
+        return count / max(int(has_next.sum()), 1)
 
     def future_hits(self, j: Tensor, actions: Tensor, horizon: int) -> Tensor:
         """1.0 where ``actions[k]`` is among the items at positions ``j[k]+1 .. j[k]+horizon``

@@ -67,6 +67,8 @@ def fit_episodes(
     seq = Sequences(graph, split.train, model.item_vectors.cpu(), d.state_window)
     warn_single(seq)
     model.user_states.copy_(seq.final_states(model.num_users, model.dim))
+    with torch.no_grad():  # the first policy: the items' share of rewarded transitions
+        model.item_bias.copy_(seq.reward_share(model.num_items, d.horizon))
     states = seq.states.to(model.device)
     target = copy.deepcopy(model.q)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

@@ -182,3 +182,19 @@ def test_bad_dqn_settings_are_refused():
         DQNConfig(gamma=1.0)
     with pytest.raises(ConfigError, match="epsilon_end must not be above"):
         DQNConfig(epsilon_start=0.1, epsilon_end=0.5)
+
+
+def test_the_first_policy_is_the_share_of_rewarded_transitions():
+    # user 0: 0, 1, 2, 1 ; user 1: 2, 0 -> transitions (positions with a next item): 4
+    g = _graph([0, 0, 0, 0, 1, 1], [0, 1, 2, 1, 2, 0], [1, 2, 3, 4, 1, 2], 2, 3)
+    seq = Sequences(g, torch.arange(6), torch.eye(3), window=1)
+    # horizon 1: next items 1, 2, 1 (user 0) and 0 (user 1)
+    assert seq.reward_share(3, 1).tolist() == [0.25, 0.5, 0.25]
+    # horizon 2: next two 1, 2 | 2, 1 | 1 | 0 -> items 0: 1, 1: 3, 2: 2 positions
+    assert seq.reward_share(3, 2).tolist() == [0.25, 0.75, 0.5]
+    # an item twice among a position's next items counts once, as its reward does
+    g2 = _graph([0, 0, 0], [0, 1, 1], [1, 2, 3], 1, 2)
+    assert Sequences(g2, torch.arange(3), torch.eye(2), 1).reward_share(2, 2).tolist() == [
+        0.0,
+        1.0,
+    ]

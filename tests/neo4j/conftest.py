@@ -50,6 +50,12 @@ def neo4j_cfg(tmp_path_factory) -> Neo4jConfig:
     server = EmbeddedNeo4j(
         tmp_path_factory.mktemp("neo4j"), secrets.token_urlsafe(16), PASSWORD_ENV, pagecache="256m"
     )
+    yield from running(server)
+
+
+def running(server: EmbeddedNeo4j):
+    """A fixture's body for ``server``: its config while it runs (a failure to start fails
+    the test in one line); stopped afterwards."""
     try:
         cfg = server.__enter__()
     except GraphRecError as exc:

@@ -19,14 +19,14 @@ import torch
 from graphrec.benchmark.neo4j_server import GDS_PLUGINS, SERVER, EmbeddedNeo4j
 from graphrec.config import Neo4jConfig
 from graphrec.connectors.neo4j import connect
-from graphrec.errors import ConfigError, GraphRecError
+from graphrec.errors import ConfigError
 from graphrec.loaders import extract
 from graphrec.loaders.files import FileSource
 from graphrec.loaders.neo4j_gds import gds_embeddings
 from graphrec.loaders.neo4j_load import load_graph
 from graphrec.pipeline import extract_and_build
 from tests.conftest import make_config
-from tests.neo4j.conftest import _unavailable
+from tests.neo4j.conftest import _unavailable, running
 
 pytestmark = pytest.mark.neo4j
 PASSWORD_ENV = "GRAPHREC_TEST_GDS_PASSWORD"
@@ -54,14 +54,7 @@ def gds_cfg(tmp_path_factory) -> Neo4jConfig:
         pagecache="128m",
         plugins=GDS_PLUGINS,
     )
-    try:
-        cfg = server.__enter__()
-    except GraphRecError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield cfg
-    finally:
-        server.__exit__()
+    yield from running(server)
 
 
 def _write_planted(root) -> None:
