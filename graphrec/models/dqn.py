@@ -4,14 +4,18 @@ The DVD-rental tutorial's idea (a customer's state is the mean embedding of the 
 rented; the agent's action is turned into the films nearest to it; the reward is how many
 of them the customer rents), with its flaws fixed:
 
-* **A Q-function that estimates return.** ``Q(s, a) = <f(s), e_a> + b_a``: ``e_a`` the
-  item's Node2Vec vector (unit length, fixed), ``b_a`` a learned item bias that starts at
-  the item's share of rewarded transitions (how often it is among a user's next
-  ``horizon`` items: the first policy is this popularity), ``f(s) = w s + MLP(s)`` with
-  ``w`` and the MLP's last layer starting at zero (``w`` learns how much the
-  Node2Vec-kNN direction is worth, the MLP the rest). The target is the Bellman one,
-  ``r + gamma * max_a' Q_target(s', a')`` with a target network copied every
-  ``target_every`` steps (the tutorial regressed the next *state*). Huber loss.
+* **A Q-function that estimates return.** Dueling (Wang et al. 2016): ``Q(s, a) = V(s) +
+  A(s, a) - mean_a A(s, a)``, ``A(s, a) = <f(s), e_a> + b_a``: ``e_a`` the item's Node2Vec
+  vector (unit length, fixed), ``b_a`` a learned item bias that starts at the item's share
+  of rewarded transitions (how often it is among a user's next ``horizon`` items: the
+  first policy is this popularity), ``f(s) = w s + MLP(s)`` with ``w`` and the MLP's last
+  layer starting at zero (``w`` learns how much the Node2Vec-kNN direction is worth, the
+  MLP the rest); ``V`` carries the action-independent discounted future, which would
+  otherwise flow into the biases of the items the agent happened to choose. The target is
+  the Bellman one in its Double-DQN form, ``r + gamma * Q_target(s', argmax_a'
+  Q(s', a'))`` (the max over a thousand noisy items overestimates), with a target network
+  copied every ``target_every`` steps (the tutorial regressed the next *state*). Huber
+  loss. Validation also scores the first policy; it is kept when no epoch beats it.
 * **The reward looks forward.** Reward 1 when the recommended item is among the user's next
   ``horizon`` items, never for an item already seen (the tutorial rewarded films the
   customer had rented before).
@@ -29,9 +33,10 @@ first ``epsilon_decay`` share of the episodes. Seeded: one generator draws the e
 order, the exploration and the replay samples.
 
 Recommendation: the user's state after all their training items, ``vectors()`` =
-``([f(s_u), 1], [e_a, b_a])``, so top-k unseen, the sinks and ``graphrec compare`` treat
-it like every model. It needs ``build.timestamp`` (the order of a user's items), trains
-in one process, and cannot embed users or items added later (no ``transform``).
+``([f(s_u), 1], [e_a, b_a])`` (the advantage, which ranks as Q does), so top-k unseen,
+the sinks and ``graphrec compare`` treat it like every model. It needs
+``build.timestamp`` (the order of a user's items), trains in one process, and cannot
+embed users or items added later (no ``transform``).
 """
 
 from __future__ import annotations
@@ -47,54 +52,72 @@ from graphrec.models.registry import ModelSpec, ranks_items, register
 
 
 class QNetwork(nn.Module):
-    """``f(s) = w s + W2 relu(W1 s)`` with ``w`` and ``W2`` zero at the start: the first
-    Q-values are the item biases alone; ``w`` learns how far the plain similarity to the
-    recent items (Node2Vec-kNN) predicts what comes next, ``W2 relu(W1 s)`` the rest."""
+    """Dueling Q-values over every item: ``Q(s, a) = V(s) + A(s, a) - mean_a A(s, a)`` with
+    ``A(s, a) = <f(s), e_a> + b_a`` and ``f(s) = w s + W2 relu(W1 s)``.
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    ``V`` takes the part of the return that does not depend on the action (the discounted
+    future of the state), so the item terms learn what differs between items; ``w`` and
+    ``W2`` start at zero, so the first ranking is by ``b_a`` alone (set by the trainer to
+    the items' share of rewarded transitions); ``w`` learns how far the similarity to the
+    recent items (Node2Vec-kNN) predicts what comes next, the MLP the rest."""
+
+    def __init__(self, dim: int, hidden: int, num_items: int) -> None:
         super().__init__()
         self.skip = nn.Parameter(torch.zeros(()))
         self.inner = nn.Linear(dim, hidden)
         self.outer = nn.Linear(hidden, dim)
         nn.init.zeros_(self.outer.weight)
         nn.init.zeros_(self.outer.bias)
+        self.value = nn.Linear(dim, 1)
+        self.bias = nn.Parameter(torch.zeros(num_items))
 
-    def forward(self, s: Tensor) -> Tensor:
+    def query(self, s: Tensor) -> Tensor:
         return self.skip * s + self.outer(torch.relu(self.inner(s)))
+
+    def q(self, s: Tensor, items: Tensor, actions: Tensor | None = None) -> Tensor:
+        """``[B, items]`` Q-values (``actions``: ``[B]`` of them only)."""
+        f = self.query(s)
+        mean = f @ items.mean(0) + self.bias.mean()
+        if actions is None:
+            adv = f @ items.t() + self.bias
+            return self.value(s) + adv - mean[:, None]
+        adv = (f * items[actions]).sum(1) + self.bias[actions]
+        return self.value(s).squeeze(1) + adv - mean
 
 
 class DQNRecommender(nn.Module):
-    """The Q-network, the item vectors and biases, and each user's training sequence."""
+    """The Q-network, the item vectors and each user's final training state."""
 
     def __init__(self, num_users: int, num_items: int, dim: int, hidden: int, target) -> None:
         super().__init__()
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
         self.user, self.item = target[0], target[2]
-        self.q = QNetwork(dim, hidden)
-        self.item_bias = nn.Parameter(torch.zeros(num_items))
+        self.q = QNetwork(dim, hidden, num_items)
         self.register_buffer("item_vectors", torch.zeros(num_items, dim))
         self.register_buffer("user_states", torch.zeros(num_users, dim))
 
     @property
     def device(self) -> torch.device:
-        return self.item_bias.device
+        return self.q.bias.device
 
-    def q_values(self, states: Tensor, net: QNetwork | None = None) -> Tensor:
-        """``[B, items]``: Q of every item in each state (``net``: e.g. the target copy)."""
-        query = (net or self.q)(states)
-        return query @ self.item_vectors.t() + self.item_bias
+    def q_values(
+        self, states: Tensor, net: QNetwork | None = None, actions: Tensor | None = None
+    ) -> Tensor:
+        """Q of every item (or of ``actions``) in each state (``net``: the target copy)."""
+        return (net or self.q).q(states, self.item_vectors, actions)
 
     def forward(self, data, pairs: Tensor, *args) -> Tensor:
         """Q of ``(user, item)`` pairs in the users' final training states."""
-        query = self.q(self.user_states[pairs[0]])
-        return (query * self.item_vectors[pairs[1]]).sum(-1) + self.item_bias[pairs[1]]
+        return self.q_values(self.user_states[pairs[0]], actions=pairs[1])
 
     @torch.no_grad()
     def vectors(self, data) -> tuple[Tensor, Tensor]:
-        """``[f(s_u), 1]`` and ``[e_a, b_a]``: their inner product is ``Q(s_u, a)``."""
+        """``[f(s_u), 1]`` and ``[e_a, b_a]``: their inner product is the advantage
+        ``A(s_u, a)``, which ranks items exactly as ``Q(s_u, a)`` does (``V(s_u)`` and the
+        mean advantage are the same for every item of a user)."""
         ones = torch.ones(self.num_users, 1, device=self.device)
-        users = torch.cat([self.q(self.user_states), ones], 1)
-        return users, torch.cat([self.item_vectors, self.item_bias.detach()[:, None]], 1)
+        users = torch.cat([self.q.query(self.user_states), ones], 1)
+        return users, torch.cat([self.item_vectors, self.q.bias.detach()[:, None]], 1)
 
 
 class Sequences:

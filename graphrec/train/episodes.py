@@ -4,6 +4,13 @@ episode is: :mod:`graphrec.models.dqn`).
 
 One epoch plays every user's episode once, in a seeded random order; validation after each
 epoch picks the best (its weights are kept), with ``train.patience`` as for every model.
+The first policy (before any step: the items by their share of rewarded transitions) is
+scored too, and an epoch replaces it only when it beats it by more than the noise: the
+lower end of a 95% interval of the paired per-user difference in validation NDCG
+(``val_gain_low`` in each history row) must be above zero. Otherwise ``best_epoch`` is
+0 and the first policy is what recommends: on data where the sequence says nothing
+(near-random rentals) the agent falls back to the popularity it started from instead of
+its noise.
 Each history row has the epoch's mean loss, mean reward, epsilon at its end and the
 validation metric; ``result.stats["episodes"]`` keeps loss, mean reward and epsilon per
 episode (the run folder's ``dqn_episodes.png`` plots them).
@@ -20,9 +27,12 @@ import torch.nn.functional as F
 
 from graphrec.config import JobConfig
 from graphrec.errors import RunError, raise_if_interrupted
+from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph
 from graphrec.graph.split import EdgeSplit
 from graphrec.models.dqn import DQNRecommender, Sequences, item_node2vec, warn_single
+from graphrec.ranking.metrics import per_user_ndcg, positives
+from graphrec.ranking.topk import topk_unseen
 from graphrec.train.context import TrainContext
 from graphrec.train.evaluation import validate
 
@@ -68,7 +78,7 @@ def fit_episodes(
     warn_single(seq)
     model.user_states.copy_(seq.final_states(model.num_users, model.dim))
     with torch.no_grad():  # the first policy: the items' share of rewarded transitions
-        model.item_bias.copy_(seq.reward_share(model.num_items, d.horizon))
+        model.q.bias.copy_(seq.reward_share(model.num_items, d.horizon))
     states = seq.states.to(model.device)
     target = copy.deepcopy(model.q)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -79,6 +89,15 @@ def fit_episodes(
     per_episode = {"loss": [], "mean_reward": [], "epsilon": []}
     has_val = len(split.val) > 0
     best_state, stale, steps, played = None, 0, 0, 0
+    first = None  # the first policy's per-user validation NDCG: an epoch must beat it
+    if has_val:
+        name, value = validate(model, graph, data, split, cfg, ctx)
+        result.val_metric = name
+        result.stats["first_policy_" + name] = value if math.isfinite(value) else None
+        first = per_user_val(model, graph, data, split, cfg)
+        if math.isfinite(value):
+            result.best_val, result.best_epoch = value, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(1, t.epochs + 1):
         t0 = time.perf_counter()
         losses, rewards, n_trans = [], [], 0
@@ -135,7 +154,10 @@ def fit_episodes(
             name, value = validate(model, graph, data, split, cfg, ctx)
             result.val_metric = name
             row[name] = value if math.isfinite(value) else None
-            if math.isfinite(value) and (result.best_val is None or value > result.best_val):
+            low = beats_by(per_user_val(model, graph, data, split, cfg), first)
+            row["val_gain_low"] = low
+            better = result.best_val is None or value > result.best_val
+            if math.isfinite(value) and better and (low is None or low > 0):
                 result.best_val, result.best_epoch, stale = value, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
@@ -157,17 +179,43 @@ def fit_episodes(
     return result
 
 
+def per_user_val(model, graph: Graph, data, split: EdgeSplit, cfg: JobConfig) -> torch.Tensor:
+    """Each validation user's NDCG@k (users with a positive, ascending): what
+    :func:`beats_by` pairs between two policies."""
+    k = cfg.evaluate.k
+    ei = graph.target_index
+    n_users = graph.num_nodes[graph.user_type]
+    uv, iv = model.vectors(data)
+    own = torch.arange(n_users) if graph.same_type else None
+    exclude = to_csr(ei[0, split.train], ei[1, split.train], n_users, own)
+    top, _ = topk_unseen(uv, iv, exclude, k, cfg.evaluate.batch_users)
+    pos = positives(graph, split.val, cfg.evaluate.positive_threshold)
+    return per_user_ndcg(top, ei[0, pos], ei[1, pos], len(iv), k)[1]
+
+
+def beats_by(now: torch.Tensor, first: torch.Tensor | None) -> float | None:
+    """The lower end of the 95% interval (normal, paired over users) of ``now - first``:
+    above zero when the trained policy beats the first one by more than the noise of this
+    many validation users. None when there is nothing to compare."""
+    if first is None or len(first) < 2:
+        return None
+    diff = (now - first).double()
+    return float(diff.mean() - 1.96 * diff.std() / math.sqrt(len(diff)))
+
+
 def _step(model, target, opt, replay: Replay, seq: Sequences, states, d, gen) -> float:
     """One gradient step on a replay sample: Huber loss of ``Q(s, a)`` against
-    ``r + gamma * max_a' Q_target(s', a')`` (no bootstrap after a user's last item)."""
+    ``r + gamma * Q_target(s', argmax_a' Q(s', a'))`` (no bootstrap after a user's last
+    item)."""
     j, action, reward = replay.sample(d.batch_size, gen)
     last = (j + 1) == (seq.start[seq.users[j] + 1] - 1)  # s' is the user's final state
     dev = model.device
-    with torch.no_grad():
-        nxt = model.q_values(states[(j + 1).to(dev)], target).max(1).values
+    with torch.no_grad():  # Double DQN: the online network picks, the target values
+        s2 = states[(j + 1).to(dev)]
+        best = model.q_values(s2).argmax(1)
+        nxt = model.q_values(s2, target, best)
         y = reward.to(dev) + d.gamma * nxt * (~last).to(dev).float()
-    a = action.to(dev)
-    q = (model.q(states[j.to(dev)]) * model.item_vectors[a]).sum(1) + model.item_bias[a]
+    q = model.q_values(states[j.to(dev)], actions=action.to(dev))
     loss = F.smooth_l1_loss(q, y)
     opt.zero_grad()
     loss.backward()
