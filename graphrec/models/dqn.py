@@ -6,9 +6,9 @@ of them the customer rents), with its flaws fixed:
 
 * **A Q-function that estimates return.** Dueling (Wang et al. 2016): ``Q(s, a) = V(s) +
   A(s, a) - mean_a A(s, a)``, ``A(s, a) = <f(s), e_a> + b_a``: ``e_a`` the item's Node2Vec
-  vector (unit length, fixed), ``b_a`` a learned item bias that starts at the item's share
-  of rewarded transitions (how often it is among a user's next ``horizon`` items: the
-  first policy is this popularity), ``f(s) = w s + MLP(s)`` with ``w`` and the MLP's last
+  vector (unit length, fixed), ``b_a`` a learned item bias that starts at the reward a
+  state-blind agent expects from the item (``horizon`` x its share of the training edges:
+  the first policy is popularity), ``f(s) = w s + MLP(s)`` with ``w`` and the MLP's last
   layer starting at zero (``w`` learns how much the Node2Vec-kNN direction is worth, the
   MLP the rest); ``V`` carries the action-independent discounted future, which would
   otherwise flow into the biases of the items the agent happened to choose. The target is
@@ -58,7 +58,7 @@ class QNetwork(nn.Module):
     ``V`` takes the part of the return that does not depend on the action (the discounted
     future of the state), so the item terms learn what differs between items; ``w`` and
     ``W2`` start at zero, so the first ranking is by ``b_a`` alone (set by the trainer to
-    the items' share of rewarded transitions); ``w`` learns how far the similarity to the
+    a popularity prior); ``w`` learns how far the similarity to the
     recent items (Node2Vec-kNN) predicts what comes next, the MLP the rest."""
 
     def __init__(self, dim: int, hidden: int, num_items: int) -> None:
@@ -152,20 +152,12 @@ class Sequences:
         out[has] = self.states[self.start[1:][has] - 1]
         return out
 
-    def reward_share(self, num_items: int, horizon: int) -> Tensor:
-        """Per item: the share of transitions (positions with a next item) whose next
-        ``horizon`` items contain it: the reward a state-blind agent expects from it."""
-        end = self.start[self.users + 1]
-        pos = torch.arange(len(self.items))
-        has_next = pos + 1 < end
-        keys = []
-        for d in range(1, horizon + 1):
-            p = pos + d
-            ok = p < end
-            keys.append(pos[ok] * num_items + self.items[p[ok]])
-        hit = torch.unique(torch.cat(keys)) % num_items  # an item once per position
-        count = torch.bincount(hit, minlength=num_items).float()
-        return count / max(int(has_next.sum()), 1)
+    def popularity_prior(self, num_items: int, horizon: int) -> Tensor:
+        """Per item: the reward a state-blind agent expects from recommending it, when each
+        of a user's next ``horizon`` items is that item with its share of the training
+        edges: ``min(1, horizon * count_a / edges)``. It ranks items as popularity does."""
+        count = torch.bincount(self.items, minlength=num_items).float()
+        return (horizon * count / max(len(self.items), 1)).clamp(max=1.0)
 
     def future_hits(self, j: Tensor, actions: Tensor, horizon: int) -> Tensor:
         """1.0 where ``actions[k]`` is among the items at positions ``j[k]+1 .. j[k]+horizon``

@@ -4,7 +4,7 @@ episode is: :mod:`graphrec.models.dqn`).
 
 One epoch plays every user's episode once, in a seeded random order; validation after each
 epoch picks the best (its weights are kept), with ``train.patience`` as for every model.
-The first policy (before any step: the items by their share of rewarded transitions) is
+The first policy (before any step: popularity, :meth:`Sequences.popularity_prior`) is
 scored too, and an epoch replaces it only when it beats it by more than the noise: the
 lower end of a 95% interval of the paired per-user difference in validation NDCG
 (``val_gain_low`` in each history row) must be above zero. Otherwise ``best_epoch`` is
@@ -77,8 +77,8 @@ def fit_episodes(
     seq = Sequences(graph, split.train, model.item_vectors.cpu(), d.state_window)
     warn_single(seq)
     model.user_states.copy_(seq.final_states(model.num_users, model.dim))
-    with torch.no_grad():  # the first policy: the items' share of rewarded transitions
-        model.q.bias.copy_(seq.reward_share(model.num_items, d.horizon))
+    with torch.no_grad():  # the first policy: popularity, in units of expected reward
+        model.q.bias.copy_(seq.popularity_prior(model.num_items, d.horizon))
     states = seq.states.to(model.device)
     target = copy.deepcopy(model.q)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

@@ -187,26 +187,18 @@ def test_bad_dqn_settings_are_refused():
         DQNConfig(epsilon_start=0.1, epsilon_end=0.5)
 
 
-def test_the_first_policy_is_the_share_of_rewarded_transitions():
-    # user 0: 0, 1, 2, 1 ; user 1: 2, 0 -> transitions (positions with a next item): 4
-    g = _graph([0, 0, 0, 0, 1, 1], [0, 1, 2, 1, 2, 0], [1, 2, 3, 4, 1, 2], 2, 3)
-    seq = Sequences(g, torch.arange(6), torch.eye(3), window=1)
-    # horizon 1: next items 1, 2, 1 (user 0) and 0 (user 1)
-    assert seq.reward_share(3, 1).tolist() == [0.25, 0.5, 0.25]
-    # horizon 2: next two 1, 2 | 2, 1 | 1 | 0 -> items 0: 1, 1: 3, 2: 2 positions
-    assert seq.reward_share(3, 2).tolist() == [0.25, 0.75, 0.5]
-    # an item twice among a position's next items counts once, as its reward does
-    g2 = _graph([0, 0, 0], [0, 1, 1], [1, 2, 3], 1, 2)
-    assert Sequences(g2, torch.arange(3), torch.eye(2), 1).reward_share(2, 2).tolist() == [
-        0.0,
-        1.0,
-    ]
+def test_the_first_policy_is_popularity_in_units_of_reward():
+    # user 0: 0, 1, 2, 1 ; user 1: 2, 0 -> counts 2, 2, 2 of 6 edges; item 3 never rented
+    g = _graph([0, 0, 0, 0, 1, 1], [0, 1, 2, 1, 2, 0], [1, 2, 3, 4, 1, 2], 2, 4)
+    seq = Sequences(g, torch.arange(6), torch.eye(4), window=1)
+    assert seq.popularity_prior(4, 1).tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0.0])
+    assert seq.popularity_prior(4, 6).tolist() == [1.0, 1.0, 1.0, 0.0]  # at most 1
 
 
 def test_without_sequential_signal_it_keeps_the_first_policy(tmp_path):
     """Items drawn at random (a skewed popularity, no order): nothing the agent learns
-    beats its first policy beyond validation noise, so that policy, the items by their
-    share of rewarded transitions, is what it recommends."""
+    beats its first policy beyond validation noise, so that policy, popularity, is what it
+    recommends."""
     gen = torch.Generator().manual_seed(3)
     weights = 1.0 / torch.arange(1, 31).double()
     users, items, times = [], [], []
@@ -226,4 +218,4 @@ def test_without_sequential_signal_it_keeps_the_first_policy(tmp_path):
     assert all(r["val_gain_low"] <= 0 for r in result.history)
     seq = Sequences(g, split.train, torch.zeros(30, 16), 3)
     _, iv = model.vectors(inputs.data)
-    assert torch.equal(iv[:, -1], seq.reward_share(30, cfg.model.dqn.horizon))
+    assert torch.equal(iv[:, -1], seq.popularity_prior(30, cfg.model.dqn.horizon))
