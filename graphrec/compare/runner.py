@@ -18,7 +18,6 @@ own test evaluation uses ``train+val``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -38,7 +37,7 @@ from graphrec.environment import environment
 from graphrec.errors import ConfigError, warn
 from graphrec.graph.csr import to_csr
 from graphrec.graph.hetero import Graph, message_graph
-from graphrec.graph.node2vec import node2vec
+from graphrec.graph.node2vec import item_vectors
 from graphrec.graph.split import EdgeSplit
 from graphrec.models import check_model
 from graphrec.models.closed_form import NotPositiveDefinite
@@ -237,15 +236,7 @@ def run_baseline(
 
 def _node2vec_items(proto: Protocol, cfg: Node2VecConfig) -> torch.Tensor:
     """Node2Vec vectors of the items, from the training edges (on ``cfg``'s projection)."""
-    g = proto.graph
-    if cfg.where == "database":  # the database holds the held-out edges too
-        cfg = dataclasses.replace(cfg, where="graphrec")
-    if cfg.node_types is not None and g.item_type not in cfg.node_types:
-        raise ConfigError(
-            f"compare.baselines: node2vec_knn needs the items ({g.item_type!r}) in "
-            f"build.node2vec.node_types (it has {cfg.node_types})"
-        )
-    return node2vec(g, proto.split.train, cfg)[g.item_type]
+    return item_vectors(proto.graph, proto.split.train, cfg, "compare.baselines: node2vec_knn")
 
 
 def _select_biased_mf(proto: Protocol, seed: int) -> dict:

@@ -33,6 +33,7 @@ warning); a projected node type without a single edge is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -195,6 +196,21 @@ SPARSE_NODES = 100_000
 """From this many projected nodes the skip-gram's embeddings take sparse gradients
 (SparseAdam: a step costs what the batch touches, though sorting its rows); below, dense
 Adam over the whole tables is cheaper than that sort (as ``model.sparse_embeddings: auto``)."""
+
+
+def item_vectors(graph: Graph, keep: Tensor, cfg: Node2VecConfig, who: str) -> Tensor:
+    """Node2Vec vectors of the items (the target's destination type), computed here from
+    the edges ``keep`` even where ``cfg.where`` is database (the database also holds the
+    held-out edges); ``who`` names the user of the vectors in the error when the
+    projection leaves the items out."""
+    if cfg.where == "database":
+        cfg = dataclasses.replace(cfg, where="graphrec")
+    if cfg.node_types is not None and graph.item_type not in cfg.node_types:
+        raise ConfigError(
+            f"{who} needs vectors of the items ({graph.item_type!r}): add it to the "
+            f"Node2Vec projection's node_types ({cfg.node_types})"
+        )
+    return node2vec(graph, keep, cfg)[graph.item_type]
 
 
 MIN_STEPS = 200

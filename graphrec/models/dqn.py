@@ -173,17 +173,10 @@ class Sequences:
 
 def item_node2vec(graph: Graph, split: EdgeSplit, cfg: JobConfig) -> Tensor:
     """Unit-length Node2Vec vectors of the items, from the training edges."""
-    from graphrec.graph.node2vec import node2vec
+    from graphrec.graph.node2vec import item_vectors
 
     n2v = cfg.model.dqn.node2vec or cfg.build.node2vec or Node2VecConfig(seed=cfg.train.seed)
-    if n2v.where == "database":  # the database also holds the held-out edges
-        n2v = Node2VecConfig(**{**vars(n2v), "where": "graphrec"})
-    if n2v.node_types is not None and graph.item_type not in n2v.node_types:
-        raise ConfigError(
-            f"model.name=dqn needs vectors of the items ({graph.item_type!r}): add it to the "
-            f"Node2Vec projection's node_types ({n2v.node_types})"
-        )
-    vec = node2vec(graph, split.train, n2v)[graph.item_type]
+    vec = item_vectors(graph, split.train, n2v, "model.name=dqn")
     return torch.nn.functional.normalize(vec, dim=1)
 
 

@@ -94,7 +94,7 @@ def test_leave_last_out_with_node2vec_knn(tiny_root, tmp_path):
 
     g = _planted()
     proto = Protocol(g, all_train(g.target_index.shape[1]), 4.0)
-    with pytest.raises(ConfigError, match=r"node2vec_knn needs the items \('item'\)"):
+    with pytest.raises(ConfigError, match=r"node2vec_knn needs vectors of the items \('item'\)"):
         _node2vec_items(proto, Node2VecConfig(node_types=["user"]))
     assert _node2vec_items(proto, Node2VecConfig(dim=4, epochs=1)).shape == (40, 4)
 
