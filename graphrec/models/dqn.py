@@ -84,6 +84,11 @@ class QNetwork(nn.Module):
         adv = (f * items[actions]).sum(1) + self.bias[actions]
         return self.value(s).squeeze(1) + adv - mean
 
+    def greedy(self, s: Tensor, items: Tensor) -> Tensor:
+        """``[B]`` argmax of :meth:`q` over the items: that of the advantage alone (``V(s)``
+        and the mean advantage are the same for every item), one fused matmul + bias."""
+        return torch.addmm(self.bias, self.query(s), items.t()).argmax(1)
+
 
 class DQNRecommender(nn.Module):
     """The Q-network, the item vectors and each user's final training state."""
@@ -105,6 +110,10 @@ class DQNRecommender(nn.Module):
     ) -> Tensor:
         """Q of every item (or of ``actions``) in each state (``net``: the target copy)."""
         return (net or self.q).q(states, self.item_vectors, actions)
+
+    def greedy(self, states: Tensor) -> Tensor:
+        """The online network's best item in each state (no gradient)."""
+        return self.q.greedy(states, self.item_vectors)
 
     def forward(self, data, pairs: Tensor, *args) -> Tensor:
         """Q of ``(user, item)`` pairs in the users' final training states."""

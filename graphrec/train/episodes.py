@@ -109,7 +109,7 @@ def fit_episodes(
             played += 1
             j = torch.arange(int(seq.start[u]), int(seq.start[u + 1]) - 1)  # has a next
             with torch.no_grad():
-                greedy = model.q_values(states[j.to(model.device)]).argmax(1).cpu()
+                greedy = model.greedy(states[j.to(model.device)]).cpu()
             explore = torch.rand(len(j), generator=gen) < eps
             action = torch.where(
                 explore, torch.randint(model.num_items, (len(j),), generator=gen), greedy
@@ -212,7 +212,7 @@ def _step(model, target, opt, replay: Replay, seq: Sequences, states, d, gen) ->
     dev = model.device
     with torch.no_grad():  # Double DQN: the online network picks, the target values
         s2 = states[(j + 1).to(dev)]
-        best = model.q_values(s2).argmax(1)
+        best = model.greedy(s2)
         nxt = model.q_values(s2, target, best)
         y = reward.to(dev) + d.gamma * nxt * (~last).to(dev).float()
     q = model.q_values(states[j.to(dev)], actions=action.to(dev))
