@@ -1,24 +1,29 @@
-"""A vectorized PyTorch neighbour sampler that plugs into PyG's ``LinkNeighborLoader``.
+"""A vectorized PyTorch neighbour sampler that plugs into PyG's loaders.
 
 PyG's :class:`~torch_geometric.sampler.NeighborSampler` keeps the graph in CSC form and calls
 a compiled routine (pyg-lib or torch-sparse) in ``_sample``. Neither is on PyPI as a wheel
 (torch-sparse builds from source for ~25 minutes), so :class:`GraphRecNeighborSampler`
 overrides only ``_sample`` with plain tensor ops and returns the same
-:class:`~torch_geometric.sampler.HeteroSamplerOutput`; the loader, negative sampling and
-subgraph filtering stay PyG's. :func:`make_neighbor_sampler` uses PyG's compiled library
-only when ``sampler.backend=pyg`` asks for it.
+:class:`~torch_geometric.sampler.SamplerOutput` / ``HeteroSamplerOutput``; the loaders,
+negative sampling and subgraph filtering stay PyG's. :func:`make_neighbor_sampler` uses
+PyG's compiled library only when ``sampler.backend=pyg`` asks for it.
 
-Semantics match torch-sparse's ``hetero_neighbor_sample`` (directional, no replacement):
-at hop ``h`` every node first reached at hop ``h-1`` draws ``min(deg, fanout)`` distinct
-incoming edges per edge type; new endpoints join the next frontier, nodes seen before are
-not expanded again but their edges are kept. Seeds come first in each node type's list.
+Semantics are pyg-lib's ``neighbor_sample`` / ``hetero_neighbor_sample`` (directional): at
+hop ``h`` every node first reached at hop ``h-1`` draws up to ``fanout`` incoming edges per
+edge type; new endpoints join the next frontier, nodes seen before are not expanded again
+but their edges are kept. Seeds come first in each node type's list. Within a hop, new
+nodes are in id order (pyg-lib: in the order found); nothing downstream depends on it.
 
-Sampling without replacement is Floyd's algorithm, vectorized over all high-degree
-frontier nodes at once: ``O(fanout^2)`` tensor ops per hop, independent of degree.
-Global -> local relabelling uses a per-type lookup buffer that lives with the sampler and
-is reset after each batch, so no ``O(num_nodes)`` allocation happens per batch. The buffer
-makes one sampler instance single-threaded; DataLoader workers are processes, each with
-its own copy.
+Cost per hop, for ``S`` frontier nodes and fan-out ``f`` (vectorised over all of them):
+uniform without replacement is Floyd's algorithm, ``O(S f^2)`` independent of degree;
+with replacement ``O(S f)``; weighted without replacement (Efraimidis-Spirakis keys, as
+pyg-lib) ``O(D log D)`` for the ``D`` edges of the frontier nodes whose degree exceeds
+``f``; weighted with replacement ``O(S f log E)`` (inverse CDF on prefix sums kept with
+the sampler); temporal adds a binary search per frontier node, ``O(S log deg)``.
+Non-disjoint relabelling uses a per-type lookup buffer that lives with the sampler and is
+reset after each batch (no ``O(num_nodes)`` allocation per batch; one sampler instance is
+single-threaded, DataLoader workers are processes with their own copy); disjoint
+relabelling keys nodes by ``(seed, node)`` in sorted arrays, ``O(n log n)`` per hop.
 """
 
 from __future__ import annotations
@@ -28,8 +33,7 @@ import warnings
 import torch
 from torch import Tensor
 from torch_geometric import typing as pyg_typing
-from torch_geometric.data import Data
-from torch_geometric.sampler import HeteroSamplerOutput, NeighborSampler
+from torch_geometric.sampler import HeteroSamplerOutput, NeighborSampler, SamplerOutput
 
 from graphrec.errors import ConfigError
 from graphrec.graph.csr import sort_ids
@@ -41,13 +45,20 @@ def compiled_sampler_available() -> bool:
 
 
 def sample_adjacent(
-    colptr: Tensor, row: Tensor, nodes: Tensor, fanout: int, gen: torch.Generator | None = None
+    colptr: Tensor,
+    row: Tensor,
+    nodes: Tensor,
+    fanout: int,
+    gen: torch.Generator | None = None,
+    replace: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Sample up to ``fanout`` distinct in-edges of each of ``nodes`` (``-1``: all).
 
     Args:
         colptr: ``[N_dst + 1]`` CSC pointers; ``row``: ``[E]`` source ids in CSC order.
         nodes: ``[S]`` destination node ids to expand.
+        replace: draw exactly ``fanout`` in-edges of every node that has one, uniformly
+            and independently (an edge may repeat); ``fanout=-1`` still takes each once.
     Returns:
         ``(owner, edge_pos)``: for each sampled edge, the position in ``nodes`` it belongs
         to and its position in CSC order (``row[edge_pos]`` is the neighbour).
@@ -55,18 +66,90 @@ def sample_adjacent(
     # index_select / index_copy_ rather than ``a[b]`` / ``a[b] = c``: for 1-D tensors
     # torch's advanced indexing runs 2-6x slower on CPU (TensorIterator over the indices)
     start = colptr.index_select(0, nodes)
-    deg = colptr.index_select(0, nodes + 1) - start
+    end = colptr.index_select(0, nodes + 1)
+    return sample_segments(start, end, fanout, gen, replace)
+
+
+def sample_segments(
+    start: Tensor,
+    end: Tensor,
+    fanout: int,
+    gen: torch.Generator | None = None,
+    replace: bool = False,
+    weight: Tensor | None = None,
+    cumulative: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Sample from each segment ``[start, end)`` of CSC positions, as pyg-lib does: all of
+    it when ``fanout < 0`` or (without replacement) ``fanout >=`` its length; else
+    ``fanout`` positions, distinct unless ``replace``, uniform unless ``weight`` (``[E]``,
+    non-negative; ``cumulative``: its ``[E + 1]`` prefix sums, for ``replace``).
+
+    Returns ``(owner, pos)``: the segment each sampled position belongs to, and the position.
+    """
+    n = len(start)
+    deg = end - start
+    if replace and fanout >= 0:
+        has = deg > 0
+        if weight is not None:  # a segment of zero total weight has nothing to draw
+            has &= cumulative.index_select(0, end) > cumulative.index_select(0, start)
+        owner = torch.repeat_interleave(torch.arange(n), has.long() * fanout)
+        draw = torch.rand(len(owner), generator=gen, dtype=torch.float64)
+        lo, hi = start.index_select(0, owner), end.index_select(0, owner)
+        if weight is None:
+            return owner, lo + (draw * (hi - lo).double()).long().clamp_(max=hi - lo - 1)
+        c_lo, c_hi = cumulative.index_select(0, lo), cumulative.index_select(0, hi)
+        x = c_lo + draw * (c_hi - c_lo)
+        pos = torch.searchsorted(cumulative, x, right=True) - 1
+        return owner, torch.minimum(torch.maximum(pos, lo), hi - 1)
     take = deg if fanout < 0 else deg.clamp(max=fanout)
-    owner = torch.repeat_interleave(torch.arange(len(nodes)), take)
+    owner = torch.repeat_interleave(torch.arange(n), take)
     first = torch.cumsum(take, 0) - take
     offset = torch.arange(int(take.sum())) - first.index_select(0, owner)
     if fanout >= 0:
         big = (deg > fanout).nonzero().flatten()
         if len(big):
-            chosen = _floyd(deg.index_select(0, big), fanout, gen)  # [B, fanout] distinct
+            if weight is None:
+                chosen = _floyd(deg.index_select(0, big), fanout, gen)  # [B, fanout] distinct
+            else:
+                chosen = _weighted_top(
+                    start.index_select(0, big), deg.index_select(0, big), fanout, weight, gen
+                )
             slots = first.index_select(0, big).unsqueeze(1) + torch.arange(fanout)
             offset.index_copy_(0, slots.flatten(), chosen.flatten())
     return owner, start.index_select(0, owner) + offset
+
+
+def _weighted_top(start: Tensor, deg: Tensor, k: int, weight: Tensor, gen) -> Tensor:
+    """``[B, k]`` distinct offsets per segment drawn without replacement with probability
+    proportional to ``weight``: the ``k`` largest keys ``log(u) / w`` (Efraimidis and
+    Spirakis, as pyg-lib)."""
+    owner = torch.repeat_interleave(torch.arange(len(deg)), deg)
+    first = torch.cumsum(deg, 0) - deg
+    offset = torch.arange(len(owner)) - first.index_select(0, owner)
+    w = weight.index_select(0, start.index_select(0, owner) + offset).double()
+    key = torch.rand(len(owner), generator=gen, dtype=torch.float64).log() / w
+    order = torch.argsort(key, descending=True, stable=True)
+    order = order.index_select(0, torch.argsort(owner.index_select(0, order), stable=True))
+    rank = torch.arange(len(order)) - first.index_select(0, owner.index_select(0, order))
+    return offset.index_select(0, order[rank < k]).view(len(deg), k)
+
+
+def _segment_upper_bound(times: Tensor, start: Tensor, end: Tensor, t: Tensor) -> Tensor:
+    """For each segment ``[start, end)`` of ``times`` (ascending within it), the first
+    position whose time is above ``t`` (``end`` when none is): ``O(log deg)`` vector steps."""
+    lo, hi = start.clone(), end.clone()
+    if len(lo) == 0 or len(times) == 0:
+        return lo
+    last = len(times) - 1
+    for _ in range(int((end - start).max()).bit_length() + 1):
+        active = lo < hi
+        if not bool(active.any()):
+            break
+        mid = (lo + hi) // 2
+        right = times.index_select(0, mid.clamp(max=last)) <= t
+        lo = torch.where(active & right, mid + 1, lo)
+        hi = torch.where(active & ~right, mid, hi)
+    return lo
 
 
 def _floyd(deg: Tensor, k: int, gen: torch.Generator | None) -> Tensor:
@@ -93,74 +176,286 @@ def _unique(ids: Tensor, bound: int) -> Tensor:
     return s[keep]
 
 
-def _refuse_unsupported(data, kwargs: dict) -> None:
+SUBGRAPHS = ("directional", "bidirectional")  # bidirectional: PyG mirrors our sample's edges
+
+
+def _refuse_unsupported(kwargs: dict) -> None:
     """One line naming the option, before anything is built, for every mode of PyG's
     ``NeighborSampler`` this sampler does not implement: accepting one would return a
-    sample of other semantics (``sample_direction='backward'`` reversed edges under the
-    forward keys, ``subgraph_type='induced'`` / ``directed=False`` the directional
-    sample)."""
+    sample of other semantics (``subgraph_type='induced'`` / ``directed=False`` the
+    directional sample)."""
     what = None
-    if isinstance(data, Data):
-        what = "a homogeneous Data graph (heterogeneous HeteroData only)"
-    for flag in ("disjoint", "replace"):
-        if kwargs.get(flag):
-            what = f"{flag}=True"
-    if kwargs.get("time_attr"):
-        what = f"temporal sampling (time_attr={kwargs['time_attr']!r})"
-    if kwargs.get("weight_attr"):
-        what = f"weighted sampling (weight_attr={kwargs['weight_attr']!r})"
-    if kwargs.get("sample_direction", "forward") != "forward":
-        what = f"sample_direction={kwargs['sample_direction']!r} (forward only)"
+    if kwargs.get("sample_direction", "forward") not in ("forward", "backward"):
+        what = f"sample_direction={kwargs['sample_direction']!r} (forward or backward)"
+    if kwargs.get("temporal_strategy", "uniform") not in ("uniform", "last"):
+        what = f"temporal_strategy={kwargs['temporal_strategy']!r} (uniform or last)"
+    if kwargs.get("time_attr") and kwargs.get("weight_attr"):
+        what = "temporal and weighted sampling together (pyg-lib neither)"
     subgraph = str(getattr(kwargs.get("subgraph_type"), "value", kwargs.get("subgraph_type")))
-    if kwargs.get("subgraph_type") is not None and subgraph != "directional":
-        what = f"subgraph_type={subgraph!r} (directional only)"
+    if kwargs.get("subgraph_type") is not None and subgraph not in SUBGRAPHS:
+        what = f"subgraph_type={subgraph!r} (directional or bidirectional)"
     if kwargs.get("directed") is False:
-        what = "directed=False (an induced subgraph; directional only)"
+        what = "directed=False (an induced subgraph; directional or bidirectional only)"
     if what:
         raise ConfigError(f"graphrec's sampler does not support {what}")
 
 
-class GraphRecNeighborSampler(NeighborSampler):
-    """PyG's ``NeighborSampler`` with ``_sample`` done in vectorized PyTorch."""
+_HOMO = "_"  # the one node and edge type a homogeneous graph is sampled as
 
-    def __init__(self, data, num_neighbors, **kwargs) -> None:
-        _refuse_unsupported(data, kwargs)
-        with warnings.catch_warnings():  # "without pyg-lib is deprecated": we replace it
-            warnings.simplefilter("ignore")
-            super().__init__(data, num_neighbors, **kwargs)
+
+class _BufferIds:
+    """Local ids of one node type's sampled nodes, by node id, in a buffer of the
+    sampler's (non-disjoint sampling)."""
+
+    def __init__(self, buf: Tensor) -> None:
+        self.buf, self.count, self.parts = buf, 0, []
+
+    def seed(self, keys: Tensor) -> None:
+        self.buf.index_copy_(0, keys, torch.arange(len(keys)))
+        self.count, self.parts = len(keys), [keys]
+
+    def add(self, keys: Tensor) -> Tensor:
+        """Give unseen ``keys`` the next local ids; return the new ones (sorted)."""
+        fresh = _unique(keys[self.buf.index_select(0, keys) < 0], len(self.buf))
+        self.buf.index_copy_(0, fresh, torch.arange(self.count, self.count + len(fresh)))
+        self.count += len(fresh)
+        self.parts.append(fresh)
+        return fresh
+
+    def local(self, keys: Tensor) -> Tensor:
+        return self.buf.index_select(0, keys)
+
+    def reset(self) -> None:
+        for p in self.parts:  # only what this batch touched
+            self.buf.index_fill_(0, p, -1)
+
+
+class _KeyIds:
+    """Local ids keyed by ``seed * num_nodes + node`` in sorted arrays (disjoint sampling:
+    each seed's tree has its own copy of a node)."""
+
+    def __init__(self) -> None:
+        self.keys = self.locals = torch.empty(0, dtype=torch.long)
+        self.count, self.parts = 0, []
+
+    def seed(self, keys: Tensor) -> None:
+        self.keys, self.locals = torch.sort(keys)
+        self.count, self.parts = len(keys), [keys]
+
+    def add(self, keys: Tensor) -> Tensor:
+        fresh = torch.unique(keys)
+        if len(self.keys) and len(fresh):
+            at = torch.searchsorted(self.keys, fresh).clamp_(max=len(self.keys) - 1)
+            fresh = fresh[self.keys.index_select(0, at) != fresh]
+        new_locals = torch.arange(self.count, self.count + len(fresh))
+        self.keys, order = torch.sort(torch.cat([self.keys, fresh]))
+        self.locals = torch.cat([self.locals, new_locals]).index_select(0, order)
+        self.count += len(fresh)
+        self.parts.append(fresh)
+        return fresh
+
+    def local(self, keys: Tensor) -> Tensor:
+        return self.locals.index_select(0, torch.searchsorted(self.keys, keys))
+
+    def reset(self) -> None:
+        pass
+
+
+class GraphRecNeighborSampler(NeighborSampler):
+    """PyG's ``NeighborSampler`` with ``_sample`` done in vectorized PyTorch.
+
+    Modes, each with pyg-lib's semantics (costs in the module docstring): heterogeneous
+    ``HeteroData`` and homogeneous ``Data`` (sampled as one node and edge type);
+    ``replace``; ``disjoint`` (a tree per seed: ``batch`` says whose); temporal sampling
+    (``time_attr`` on nodes or edges, always disjoint: a seed sees neighbours with time
+    ``<=`` its own, ``temporal_strategy`` ``uniform`` among them or ``last``, the latest
+    ``fanout``); weighted sampling (``weight_attr``); ``sample_direction='backward'``
+    (out-edges: PyG builds the transposed graph; edges come back under the forward keys,
+    ends swapped back); ``subgraph_type='bidirectional'`` (PyG mirrors the sampled edges
+    afterwards). Refused in ``__init__`` with one line: induced subgraphs
+    (``subgraph_type='induced'``, ``directed=False``), temporal with weights.
+    """
+
+    def __init__(
+        self,
+        data,
+        num_neighbors,
+        subgraph_type="directional",
+        replace: bool = False,
+        disjoint: bool = False,
+        temporal_strategy: str = "uniform",
+        time_attr: str | None = None,
+        weight_attr: str | None = None,
+        is_sorted: bool = False,
+        share_memory: bool = False,
+        directed: bool = True,
+        sample_direction: str = "forward",
+    ) -> None:
+        # PyG's signature: its BidirectionalNeighborSampler passes these by position
+        kwargs = dict(
+            subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
+            temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
+            is_sorted=is_sorted, share_memory=share_memory, directed=directed,
+            sample_direction=sample_direction,
+        )  # fmt: skip
+        _refuse_unsupported(kwargs)
+        # PyG refuses edge-level times and weights unless pyg-lib has them: we do
+        flags = ("WITH_EDGE_TIME_NEIGHBOR_SAMPLE", "WITH_WEIGHTED_NEIGHBOR_SAMPLE")
+        before = {f: getattr(pyg_typing, f) for f in flags}
+        try:
+            for f in flags:
+                setattr(pyg_typing, f, True)
+            with warnings.catch_warnings():  # "without pyg-lib is deprecated": we replace it
+                warnings.simplefilter("ignore")
+                super().__init__(data, num_neighbors, **kwargs)
+        finally:
+            for f, v in before.items():
+                setattr(pyg_typing, f, v)
+        self.homogeneous = not self.is_hetero  # Data, or a remote store of one edge type
+        if self.sample_direction == "backward" and isinstance(self.perm, dict):
+            # PyG (2.8.1) keys the transposed graph's edge permutation by the reversed
+            # edge types, and the loader looks it up by the forward ones the sample is
+            # returned under: without this, e_id would be positions in the transposed
+            # order instead of edge ids
+            self.perm = {self.to_restored_edge_type.get(k, k): v for k, v in self.perm.items()}
         self._lookup: dict[str, Tensor] = {}
         self.generator: torch.Generator | None = None
+        self._times = self._csc_times()
+        self._weights, self._cumulative = self._csc_weights(kwargs.get("weight_attr"))
 
-    def _sample(self, seed, seed_time=None, **kwargs) -> HeteroSamplerOutput:
-        if not isinstance(seed, dict):
-            raise ConfigError("graphrec's sampler handles heterogeneous graphs only")
-        if seed_time is not None:
-            raise ConfigError("graphrec's sampler does not support temporal sampling")
-        fanouts = self.num_neighbors.get_mapped_values(self.edge_types)
-        num_hops = max((len(v) for v in fanouts.values()), default=0)
+    # the per-edge-type views of the graph, keyed as ``_expand`` reads them
+    def _types(self):
+        if self.homogeneous:
+            et = (_HOMO, _HOMO, _HOMO)
+            return (
+                [_HOMO], {et: _HOMO}, {_HOMO: self.colptr}, {_HOMO: self.row},
+                {_HOMO: list(self.num_neighbors.get_mapped_values())}, {_HOMO: self.num_nodes},
+            )  # fmt: skip
         rel = {et: self.to_rel_type[et] for et in self.edge_types}
-        counts = {t: 0 for t in self.node_types}
-        nodes: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
-        lookup = {t: self._buffer(t) for t in self.node_types}
+        fanouts = self.num_neighbors.get_mapped_values(self.edge_types)
+        return self.node_types, rel, self.colptr_dict, self.row_dict, fanouts, self.num_nodes
 
-        def add(ntype: str, ids: Tensor) -> Tensor:
-            """Give unseen ``ids`` the next local ids; return the new ones (sorted)."""
-            fresh = _unique(ids[lookup[ntype].index_select(0, ids) < 0], len(lookup[ntype]))
-            lookup[ntype].index_copy_(
-                0, fresh, torch.arange(counts[ntype], counts[ntype] + len(fresh))
+    def _csc_times(self) -> dict[str, Tensor]:
+        """Per edge type, the time of each CSC entry (the edge's, or its source node's),
+        checked ascending within each node's in-edges (PyG sorts them so): what a seed's
+        time cuts. Edge types without times are sampled uniformly (as pyg-lib)."""
+        if not self.is_temporal:
+            return {}
+        _, rel, colptr, row, _, _ = self._types()
+        times = {}
+        for (src, _, _), r in rel.items():
+            if self.homogeneous:
+                t = self.edge_time if self.edge_time is not None else None
+                node_t = self.node_time
+            else:
+                t = (self.edge_time or {}).get(r)
+                node_t = (self.node_time or {}).get(src)
+            if t is None and node_t is not None:
+                t = node_t.index_select(0, row[r])
+            if t is None:
+                continue
+            bad = t[1:] < t[:-1]
+            ends = colptr[r][(colptr[r] > 0) & (colptr[r] < len(t))]
+            bad[ends - 1] = False  # from one node's in-edges to the next node's
+            if bool(bad.any()):
+                raise ConfigError(
+                    f"graphrec's sampler: the times of {r!r} are not ascending within a "
+                    "node's neighbours (is_sorted=True with unsorted times?)"
+                )
+            times[r] = t
+        return times
+
+    def _csc_weights(self, attr) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per edge type, the weights in CSC order and their prefix sums (float64)."""
+        if self.edge_weight is None:
+            return {}, {}
+        raw = {_HOMO: self.edge_weight} if self.homogeneous else dict(self.edge_weight)
+        weights, cumulative = {}, {}
+        for r, w in raw.items():
+            w = w.double().flatten()
+            if len(w) and not bool((torch.isfinite(w) & (w >= 0)).all()):
+                raise ConfigError(
+                    f"graphrec's sampler: weight_attr={attr!r} of {r!r} has negative or "
+                    "non-finite weights"
+                )
+            weights[r] = w
+            cumulative[r] = torch.cat([torch.zeros(1, dtype=torch.float64), w.cumsum(0)])
+        return weights, cumulative
+
+    def _sample(self, seed, seed_time=None, **kwargs):
+        backward = self.sample_direction == "backward"
+        node_types, rel, colptr, row, fanouts, num_nodes = self._types()
+        if self.homogeneous != (not isinstance(seed, dict)):
+            raise ConfigError("graphrec's sampler: seeds do not match the graph's kind")
+        if self.homogeneous:
+            seed = {_HOMO: seed}
+            seed_time = None if seed_time is None else {_HOMO: seed_time}
+        node, batch, row_, col_, edge, n_nodes, n_edges = self._expand(
+            node_types, rel, colptr, row, fanouts, num_nodes, seed, seed_time
+        )
+        if self.homogeneous:
+            et = (_HOMO, _HOMO, _HOMO)
+            r, c = (col_[et], row_[et]) if backward else (row_[et], col_[et])
+            return SamplerOutput(
+                node=node[_HOMO], row=r, col=c, edge=edge[et],
+                batch=None if batch is None else batch[_HOMO],
+                num_sampled_nodes=n_nodes[_HOMO], num_sampled_edges=n_edges[et],
+            )  # fmt: skip
+        if backward:  # sampled along reversed types: restore the forward keys and ends
+            back = self.to_restored_edge_type
+            row_, col_ = col_, row_
+            row_, col_, edge, n_edges = (
+                {back[k]: v for k, v in d.items()} for d in (row_, col_, edge, n_edges)
             )
-            counts[ntype] += len(fresh)
-            nodes[ntype].append(fresh)
-            return fresh
+        return HeteroSamplerOutput(
+            node=node, row=row_, col=col_, edge=edge, batch=batch,
+            num_sampled_nodes=n_nodes, num_sampled_edges=n_edges,
+        )  # fmt: skip
 
-        frontier: dict[str, Tensor] = {}
-        for ntype in self.node_types:
+    def _seed_times(self, seed: dict, seed_time) -> Tensor | None:
+        """Each seed's time, in batch-id order (seed types in the seeds' order, as
+        pyg-lib numbers them): given, or the seed node's own time."""
+        if not self.is_temporal:
+            return None
+        parts = []
+        for ntype, s in seed.items():
+            t = None if seed_time is None else seed_time.get(ntype)
+            if t is None:
+                own = self.node_time if self.homogeneous else (self.node_time or {}).get(ntype)
+                if own is None:
+                    raise ConfigError(
+                        f"graphrec's sampler: temporal sampling needs a time for the "
+                        f"{ntype!r} seeds (seed_time, or a node-level time_attr)"
+                    )
+                t = own.index_select(0, s.long())
+            parts.append(t.flatten())
+        return torch.cat(parts) if parts else None
+
+    def _expand(self, node_types, rel, colptr, row, fanouts, num_nodes, seed, seed_time):
+        """The hops over edge types ``rel`` (``(src, _, dst)`` -> key of ``colptr``,
+        ``row`` and ``fanouts``). A frontier is the keys first reached at the last hop
+        (node ids, or ``seed * N + node`` when disjoint) and the local id of its first
+        one (a hop's new nodes get consecutive local ids). Returns local node ids per
+        type (seeds first), each node's seed (disjoint) or None, sampled edges in local
+        ids and CSC positions, and the per-hop counts, keyed like PyG's outputs."""
+        disjoint = bool(self.disjoint)
+        num_hops = max((len(v) for v in fanouts.values()), default=0)
+        ids = {
+            t: _KeyIds() if disjoint else _BufferIds(self._buffer(t, num_nodes[t]))
+            for t in node_types
+        }
+        batch_time = self._seed_times(seed, seed_time)
+        frontier: dict[str, tuple[Tensor, int]] = {}
+        base, offset = {}, 0
+        for ntype, s in seed.items():
+            base[ntype], offset = offset, offset + len(s)
+        for ntype in node_types:
             s = seed.get(ntype, torch.empty(0, dtype=torch.long)).long()
-            lookup[ntype].index_copy_(0, s, torch.arange(len(s)))
-            counts[ntype] = len(s)
-            nodes[ntype].append(s)
-            frontier[ntype] = s
-        num_sampled_nodes = {t: [counts[t]] for t in self.node_types}
+            if disjoint:
+                s = (torch.arange(len(s)) + base.get(ntype, 0)) * num_nodes[ntype] + s
+            ids[ntype].seed(s)
+            frontier[ntype] = (s, 0)
+        num_sampled_nodes = {t: [ids[t].count] for t in node_types}
         rows: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
         cols: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
         edges: dict[str, list[Tensor]] = {r: [] for r in rel.values()}
@@ -168,42 +463,53 @@ class GraphRecNeighborSampler(NeighborSampler):
 
         try:
             for hop in range(num_hops):
-                found: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
+                found: dict[str, list[Tensor]] = {t: [] for t in node_types}
                 hop_edges = []
-                for et in self.edge_types:
-                    src, _, dst = et
-                    r = rel[et]
+                for (src, _, dst), r in rel.items():
                     fan = fanouts[r][hop] if hop < len(fanouts[r]) else 0
-                    if fan == 0 or len(frontier[dst]) == 0:
+                    keys, first = frontier[dst]
+                    if fan == 0 or len(keys) == 0:
                         num_sampled_edges[r].append(0)
                         continue
-                    owner, pos = sample_adjacent(
-                        self.colptr_dict[r], self.row_dict[r], frontier[dst], fan, self.generator
-                    )
-                    nbr = self.row_dict[r].index_select(0, pos)
+                    n_dst = num_nodes[dst]
+                    node = keys % n_dst if disjoint else keys
+                    start = colptr[r].index_select(0, node)
+                    end = colptr[r].index_select(0, node + 1)
+                    if r in self._times:  # only what is not later than the seed
+                        t = batch_time.index_select(0, keys // n_dst)
+                        end = _segment_upper_bound(self._times[r], start, end, t)
+                        if self.temporal_strategy == "last" and fan >= 0:
+                            start = torch.maximum(start, end - fan)
+                    owner, pos = sample_segments(
+                        start, end, fan, self.generator, self.replace,
+                        self._weights.get(r), self._cumulative.get(r),
+                    )  # fmt: skip
+                    nbr = row[r].index_select(0, pos)
+                    if disjoint:
+                        nbr = keys.index_select(0, owner) // n_dst * num_nodes[src] + nbr
                     found[src].append(nbr)
-                    col = lookup[dst].index_select(0, frontier[dst].index_select(0, owner))
-                    hop_edges.append((r, src, nbr, col, pos))
+                    hop_edges.append((r, src, nbr, owner + first, pos))
                 new_frontier = {}
-                for ntype in self.node_types:
-                    ids = (
-                        torch.cat(found[ntype])
-                        if found[ntype]
-                        else torch.empty(0, dtype=torch.long)
-                    )
-                    new_frontier[ntype] = add(ntype, ids)
-                    num_sampled_nodes[ntype].append(len(new_frontier[ntype]))
+                for ntype in node_types:
+                    ks = torch.cat(found[ntype] or [torch.empty(0, dtype=torch.long)])
+                    first = ids[ntype].count
+                    new_frontier[ntype] = (ids[ntype].add(ks), first)
+                    num_sampled_nodes[ntype].append(len(new_frontier[ntype][0]))
                 for r, src, nbr, col, pos in hop_edges:  # relabel once all nodes are known
-                    rows[r].append(lookup[src].index_select(0, nbr))
+                    rows[r].append(ids[src].local(nbr))
                     cols[r].append(col)
                     edges[r].append(pos)
                     num_sampled_edges[r].append(len(pos))
                 frontier = new_frontier
-            node = {t: torch.cat(v) for t, v in nodes.items()}
+            keys = {t: torch.cat(ids[t].parts) for t in node_types}
         finally:
-            for ntype, parts in nodes.items():  # reset only what this batch touched
-                for p in parts:
-                    lookup[ntype].index_fill_(0, p, -1)
+            for i in ids.values():
+                i.reset()
+        if disjoint:
+            node = {t: k % num_nodes[t] for t, k in keys.items()}
+            batch = {t: k // num_nodes[t] for t, k in keys.items()}
+        else:
+            node, batch = keys, None
 
         def cat(d: dict[str, list[Tensor]]) -> dict:
             out = {}
@@ -211,19 +517,12 @@ class GraphRecNeighborSampler(NeighborSampler):
                 out[et] = torch.cat(d[r]) if d[r] else torch.empty(0, dtype=torch.long)
             return out
 
-        return HeteroSamplerOutput(
-            node=node,
-            row=cat(rows),
-            col=cat(cols),
-            edge=cat(edges),
-            batch=None,
-            num_sampled_nodes=num_sampled_nodes,
-            num_sampled_edges={et: num_sampled_edges[r] for et, r in rel.items()},
-        )
+        n_edges = {et: num_sampled_edges[r] for et, r in rel.items()}
+        return node, batch, cat(rows), cat(cols), cat(edges), num_sampled_nodes, n_edges
 
-    def _buffer(self, ntype: str) -> Tensor:
+    def _buffer(self, ntype: str, n: int) -> Tensor:
         if ntype not in self._lookup:
-            self._lookup[ntype] = torch.full((self.num_nodes[ntype],), -1, dtype=torch.long)
+            self._lookup[ntype] = torch.full((n,), -1, dtype=torch.long)
         return self._lookup[ntype]
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from torch_geometric.data import Data, HeteroData
-from torch_geometric.loader import LinkNeighborLoader
+from torch_geometric.loader import LinkNeighborLoader, NeighborLoader
 
 from graphrec.errors import ConfigError
 from graphrec.samplers import GraphRecNeighborSampler, sample_adjacent
@@ -158,28 +158,114 @@ def test_no_state_leaks_between_batches():
 @pytest.mark.parametrize(
     "option, words",
     [
-        ({"sample_direction": "backward"}, "sample_direction='backward'"),
         ({"subgraph_type": "induced"}, "subgraph_type='induced'"),
-        ({"subgraph_type": "bidirectional"}, "subgraph_type='bidirectional'"),
         ({"directed": False}, "directed=False"),
-        ({"disjoint": True}, "disjoint=True"),
-        ({"replace": True}, "replace=True"),
-        ({"time_attr": "time"}, "temporal sampling (time_attr='time')"),
-        ({"weight_attr": "w"}, "weighted sampling (weight_attr='w')"),
+        ({"time_attr": "t", "weight_attr": "w"}, "temporal and weighted sampling together"),
+        ({"temporal_strategy": "first"}, "temporal_strategy='first'"),
+        ({"sample_direction": "sideways"}, "sample_direction='sideways'"),
     ],
 )
-def test_modes_it_does_not_implement_are_refused_in_one_line(option, words):
-    """Accepted silently, backward sampling returned reversed edges under the forward
-    keys and an induced subgraph the directional sample."""
-    data = hetero(*random_bipartite())
+@pytest.mark.parametrize("homogeneous", [False, True])
+def test_modes_it_does_not_implement_are_refused_in_one_line(option, words, homogeneous):
+    """Accepted silently, an induced subgraph would be the directional sample."""
+    ei, n_users, n_items = random_bipartite()
+    data = Data(edge_index=ei, num_nodes=n_users) if homogeneous else hetero(ei, n_users, n_items)
+    if homogeneous:
+        data.t, data.w = torch.arange(n_users), torch.ones(ei.shape[1])
+    else:
+        data["user"].t, data["item"].t = torch.arange(n_users), torch.arange(n_items)
+        data[ET].w, data[REV].w = torch.ones(ei.shape[1]), torch.ones(ei.shape[1])
     with pytest.raises(ConfigError) as e:
         GraphRecNeighborSampler(data, [5, 5], **option)
     assert words in str(e.value) and "\n" not in str(e.value)
     # the modes it implements are accepted as PyG spells them
-    GraphRecNeighborSampler(data, [5, 5], subgraph_type="directional", sample_direction="forward")
+    for direction in ("forward", "backward"):
+        GraphRecNeighborSampler(
+            data, [5, 5], subgraph_type="directional", sample_direction=direction, replace=True
+        )
 
 
-def test_a_homogeneous_graph_is_refused_when_the_sampler_is_built():
-    ei, n_users, _ = random_bipartite()
-    with pytest.raises(ConfigError, match="homogeneous Data graph"):
-        GraphRecNeighborSampler(Data(edge_index=ei, num_nodes=n_users), [5])
+def homogeneous_graph(n=50, n_edges=400, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    key = torch.unique(torch.randint(0, n * n, (n_edges,), generator=g))
+    key = key[key // n != key % n]  # no self-loops
+    return Data(edge_index=torch.stack([key // n, key % n]), num_nodes=n)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_homogeneous_graph_is_sampled_like_one_node_and_edge_type(replace, direction):
+    data = homogeneous_graph()
+    ei = data.edge_index
+    fanout = [3, 2]
+    sampler = GraphRecNeighborSampler(data, fanout, replace=replace, sample_direction=direction)
+    loader = NeighborLoader(
+        data, num_neighbors=fanout, batch_size=7, shuffle=True, neighbor_sampler=sampler
+    )
+    seed_end = 1 if direction == "forward" else 0  # in-edges, or out-edges (backward)
+    deg = torch.bincount(ei[seed_end], minlength=data.num_nodes)
+    batches = 0
+    for batch in loader:
+        batches += 1
+        glob = batch.n_id[batch.edge_index]
+        assert torch.equal(ei[:, batch.e_id], glob)  # real edges, e_id names them
+        seeds = batch.n_id[: batch.batch_size]
+        assert batch.num_sampled_nodes[0] == batch.batch_size
+        assert len(batch.num_sampled_nodes) == 3 and len(batch.num_sampled_edges) == 2
+        assert sum(batch.num_sampled_nodes) == batch.num_nodes == len(torch.unique(batch.n_id))
+        assert sum(batch.num_sampled_edges) == batch.edge_index.shape[1]
+        hop1 = batch.edge_index[:, : batch.num_sampled_edges[0]]
+        assert (hop1[seed_end] < batch.batch_size).all()  # the first hop touches the seeds
+        per_seed = torch.bincount(hop1[seed_end], minlength=batch.batch_size)
+        # without replacement min(degree, fan-out) distinct edges; with it exactly the
+        # fan-out of every seed with an edge
+        want = (deg[seeds] > 0).long() * 3 if replace else deg[seeds].clamp(max=3)
+        assert torch.equal(per_seed, want)
+        if not replace:
+            assert len(torch.unique(batch.e_id)) == len(batch.e_id)
+    assert batches == 8
+
+
+def test_replacement_draws_each_in_edge_uniformly():
+    colptr = torch.tensor([0, 2, 7])  # degrees 2 and 5
+    row = torch.arange(7)
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(7)
+    for _ in range(300):
+        owner, pos = sample_adjacent(colptr, row, torch.tensor([0, 1]), 4, gen, replace=True)
+        assert torch.bincount(owner).tolist() == [4, 4]  # fan-out above the degree: repeats
+        counts += torch.bincount(pos, minlength=7)
+    want = torch.tensor([600.0] * 2 + [240.0] * 5)
+    assert ((counts - want).abs() < 0.15 * want).all(), counts
+
+
+def test_backward_sampling_follows_out_edges_and_keeps_forward_keys():
+    """Only user -> item edges: forward sampling from users finds nothing (nobody points
+    at a user); backward follows each user's out-edges, returned under the forward key
+    with the user as the source."""
+    ei, nu, ni = random_bipartite()
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = nu, ni
+    data[ET].edge_index = ei
+    users = torch.tensor([0, 5, 9])
+    out = GraphRecNeighborSampler(data, [-1])._sample({"user": users})
+    assert len(out.row[ET]) == 0
+    back = GraphRecNeighborSampler(data, [-1], sample_direction="backward")
+    out = back._sample({"user": users})
+    assert set(out.row) == {ET}
+    src = out.node["user"][out.row[ET]]
+    dst = out.node["item"][out.col[ET]]
+    got = sorted(zip(src.tolist(), dst.tolist(), strict=True))
+    want = sorted(map(tuple, ei[:, torch.isin(ei[0], users)].t().tolist()))
+    assert got == want
+    assert out.num_sampled_edges[ET] == [len(want)]
+    loader = NeighborLoader(
+        data, num_neighbors=[-1], input_nodes=("user", users), batch_size=3,
+        neighbor_sampler=back,
+    )  # fmt: skip
+    batch = next(iter(loader))
+    glob = torch.stack(
+        [batch["user"].n_id[batch[ET].edge_index[0]], batch["item"].n_id[batch[ET].edge_index[1]]]
+    )
+    assert sorted(map(tuple, glob.t().tolist())) == want
+    assert torch.equal(data[ET].edge_index[:, batch[ET].e_id], glob)  # e_id: forward ids

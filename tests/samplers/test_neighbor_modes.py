@@ -1,0 +1,196 @@
+"""graphrec's sampler in PyG's other modes: disjoint trees, temporal and weighted sampling,
+checked against trees built by hand and against the distributions pyg-lib samples from."""
+
+import pytest
+import torch
+from torch_geometric.data import Data, HeteroData
+from torch_geometric.loader import LinkNeighborLoader, NeighborLoader
+
+from graphrec.errors import ConfigError
+from graphrec.samplers import GraphRecNeighborSampler
+from graphrec.samplers.neighbor import _segment_upper_bound, sample_segments
+
+ET = ("user", "rates", "item")
+REV = ("item", "rev_rates", "user")
+
+
+def graph(n=40, n_edges=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    key = torch.unique(torch.randint(0, n * n, (n_edges,), generator=g))
+    key = key[key // n != key % n]
+    data = Data(edge_index=torch.stack([key // n, key % n]), num_nodes=n)
+    data.time = torch.randint(0, 100, (n,), generator=g)  # node-level
+    data.edge_time = torch.randint(0, 100, (data.num_edges,), generator=g)  # edge-level
+    return data
+
+
+def tree_by_hand(ei, seed, hops, ok=lambda e: True):
+    """The full ``hops``-hop in-tree of ``seed`` (every in-edge ``ok`` allows), as sets:
+    the nodes first reached at each hop, and the edges (src, dst) sampled."""
+    seen, frontier, edges, per_hop = {seed}, {seed}, set(), [{seed}]
+    for _ in range(hops):
+        new = set()
+        for e in range(ei.shape[1]):
+            s, d = int(ei[0, e]), int(ei[1, e])
+            if d in frontier and ok(e):
+                edges.add((s, d))
+                if s not in seen:
+                    new.add(s)
+        seen |= new
+        frontier = new
+        per_hop.append(new)
+    return per_hop, edges
+
+
+def trees(out, n_seeds):
+    """Per seed, the sampled tree's nodes by hop and its edges (global ids)."""
+    node, batch = out.node, out.batch
+    hops = torch.repeat_interleave(
+        torch.arange(len(out.num_sampled_nodes)), torch.tensor(out.num_sampled_nodes)
+    )
+    got = []
+    for b in range(n_seeds):
+        mine = batch == b
+        per_hop = [set(node[mine & (hops == h)].tolist()) for h in range(hops.max() + 1)]
+        pick = batch[out.row] == b
+        assert torch.equal(batch[out.col][pick], batch[out.row][pick])  # within a tree
+        edges = set(zip(node[out.row[pick]].tolist(), node[out.col[pick]].tolist(), strict=True))
+        got.append((per_hop, edges))
+    return got
+
+
+def test_disjoint_gives_each_seed_its_own_full_tree():
+    data = graph()
+    seeds = torch.tensor([3, 7, 3, 11])  # a repeated seed gets a tree of its own too
+    sampler = GraphRecNeighborSampler(data, [-1, -1], disjoint=True)
+    out = sampler._sample(seeds)
+    assert torch.equal(out.node[:4], seeds) and torch.equal(out.batch[:4], torch.arange(4))
+    e_id = sampler.perm[out.edge]  # CSC positions -> edge ids
+    ends = torch.stack([out.node[out.row], out.node[out.col]])
+    assert torch.equal(data.edge_index[:, e_id], ends)
+    for b, (per_hop, edges) in enumerate(trees(out, 4)):
+        want_hops, want_edges = tree_by_hand(data.edge_index, int(seeds[b]), 2)
+        assert per_hop == want_hops and edges == want_edges, b
+
+
+def test_disjoint_with_a_fanout_keeps_trees_apart_and_within_the_fanout():
+    data = graph(n_edges=600)
+    seeds = torch.arange(0, 40, 3)
+    out = GraphRecNeighborSampler(data, [3, 2], disjoint=True)._sample(seeds)
+    key = out.batch * data.num_nodes + out.node
+    assert len(torch.unique(key)) == len(key)  # a node once per tree
+    first = out.row[: out.num_sampled_edges[0]], out.col[: out.num_sampled_edges[0]]
+    per_seed = torch.bincount(first[1], minlength=len(seeds))
+    in_deg = torch.bincount(data.edge_index[1], minlength=data.num_nodes)
+    assert torch.equal(per_seed, in_deg[seeds].clamp(max=3))
+
+
+@pytest.mark.parametrize("level", ["node", "edge"])
+def test_temporal_sampling_sees_only_what_is_not_later_than_the_seed(level):
+    data = graph()
+    if level == "node":
+        data = Data(edge_index=data.edge_index, num_nodes=data.num_nodes, time=data.time)
+        ok_time = lambda e, t: int(data.time[data.edge_index[0, e]]) <= t  # noqa: E731
+    else:
+        data = Data(edge_index=data.edge_index, num_nodes=data.num_nodes, time=data.edge_time)
+        ok_time = lambda e, t: int(data.time[e]) <= t  # noqa: E731
+    sampler = GraphRecNeighborSampler(data, [-1, -1], time_attr="time")
+    assert sampler.disjoint  # temporal is always disjoint (PyG)
+    seeds = torch.tensor([1, 5, 9, 13, 17])
+    seed_time = torch.tensor([20, 50, 80, 100, 0])
+    out = sampler._sample(seeds, seed_time)
+    for b, (per_hop, edges) in enumerate(trees(out, len(seeds))):
+        t = int(seed_time[b])
+        want_hops, want_edges = tree_by_hand(
+            data.edge_index, int(seeds[b]), 2, lambda e, t=t: ok_time(e, t)
+        )
+        assert per_hop == want_hops and edges == want_edges, (level, b)
+
+
+def test_temporal_last_takes_the_latest_allowed_neighbours():
+    ei = torch.tensor([[1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]])
+    data = Data(edge_index=ei, num_nodes=7, time=torch.tensor([0, 10, 20, 30, 40, 50, 60]))
+    for strategy, want in (("last", {3, 4}), ("uniform", None)):
+        sampler = GraphRecNeighborSampler(data, [2], time_attr="time", temporal_strategy=strategy)
+        seen = set()
+        for i in range(40):
+            sampler.generator = torch.Generator().manual_seed(i)
+            out = sampler._sample(torch.tensor([0]), torch.tensor([45]))
+            got = set(out.node[1:].tolist())
+            assert len(got) == 2 and got <= {1, 2, 3, 4}  # 5 and 6 are after the seed
+            seen |= got
+        if want is not None:
+            assert seen == want
+        else:
+            assert seen == {1, 2, 3, 4}  # uniform: every allowed one comes up
+
+
+def test_temporal_link_loader_keeps_each_edge_from_seeing_its_future():
+    g = torch.Generator().manual_seed(4)
+    n_users, n_items, n = 30, 20, 400
+    key = torch.unique(torch.randint(0, n_users * n_items, (n,), generator=g))
+    ei = torch.stack([key // n_items, key % n_items])
+    t = torch.randint(0, 1000, (ei.shape[1],), generator=g)
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = n_users, n_items
+    data[ET].edge_index, data[ET].time = ei, t
+    data[REV].edge_index, data[REV].time = ei.flip(0), t
+    sampler = GraphRecNeighborSampler(data, [4, 2], time_attr="time")
+    loader = LinkNeighborLoader(
+        data, num_neighbors=[4, 2], edge_label_index=(ET, ei), edge_label_time=t, batch_size=16,
+        time_attr="time", neighbor_sampler=sampler, shuffle=True,
+    )  # fmt: skip
+    checked = 0
+    for batch in loader:
+        seed_t = batch[ET].edge_label_time
+        for et in (ET, REV):
+            e_id = batch[et].e_id
+            dst_batch = batch[et[2]].batch[batch[et].edge_index[1]]
+            # each sampled edge belongs to one labelled edge's tree, never after its time
+            assert (data[et].time[e_id] <= seed_t[dst_batch]).all()
+            checked += len(e_id)
+    assert checked > 500
+
+
+def test_weighted_draws_follow_the_weights_with_and_without_replacement():
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0, 0.0])
+    start, end = torch.tensor([0]), torch.tensor([5])
+    cum = torch.cat([torch.zeros(1, dtype=torch.float64), w.double().cumsum(0)])
+    gen = torch.Generator().manual_seed(0)
+    first = torch.zeros(5)
+    with_rep = torch.zeros(5)
+    for _ in range(3000):
+        _, pos = sample_segments(start, end, 1, gen, weight=w.double())
+        first[pos] += 1  # one draw without replacement: P(i) = w_i / sum(w)
+        _, pos = sample_segments(start, end, 3, gen, True, w.double(), cum)
+        with_rep += torch.bincount(pos, minlength=5)
+    assert first[4] == 0 and with_rep[4] == 0  # weight 0: never
+    p = w / w.sum()
+    assert ((first / 3000 - p).abs() < 0.03).all(), first
+    assert ((with_rep / 9000 - p).abs() < 0.02).all(), with_rep
+    for _ in range(50):  # without replacement: distinct, the zero weight only when needed
+        _, pos = sample_segments(start, end, 4, gen, weight=w.double())
+        assert sorted(pos.tolist()) == [0, 1, 2, 3]
+
+
+def test_weighted_sampling_through_the_loader_and_bad_weights_refused():
+    data = graph()
+    data.w = torch.rand(data.num_edges)
+    data.w[data.edge_index[1] == 0] = 0.0  # node 0's in-edges all weigh nothing
+    sampler = GraphRecNeighborSampler(data, [2, 2], weight_attr="w", replace=True)
+    loader = NeighborLoader(data, [2, 2], batch_size=8, neighbor_sampler=sampler)
+    for batch in loader:
+        assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
+        assert (data.w[batch.e_id] > 0).all()
+    data.w[3] = -1.0
+    with pytest.raises(ConfigError, match="negative or non-finite weights") as e:
+        GraphRecNeighborSampler(data, [2], weight_attr="w")
+    assert "\n" not in str(e.value)
+
+
+def test_segment_upper_bound_is_a_binary_search_per_segment():
+    times = torch.tensor([1, 3, 3, 7, 2, 2, 9, 5])
+    start, end = torch.tensor([0, 4, 7, 3]), torch.tensor([4, 7, 8, 3])
+    for t, want in ((3, [3, 6, 7, 3]), (0, [0, 4, 7, 3]), (10, [4, 7, 8, 3])):
+        got = _segment_upper_bound(times, start, end, torch.full((4,), t))
+        assert got.tolist() == want, t
