@@ -471,6 +471,12 @@ class SamplerConfig:
     (``graphrec bench``), so auto does not switch to torch-sparse; pyg-lib is unmeasured."""
     num_workers: int = 0
     """DataLoader worker processes (0: sample in the training process)."""
+    temporal: bool = False
+    """A training edge's neighbourhood holds only target edges older than itself (by
+    ``build.timestamp``; other edge types have no time and are sampled as usual). Each
+    edge then gets a subgraph of its own (PyG's temporal, disjoint sampling), so batches
+    are larger and slower; what a model learns matches what it sees when it ranks the
+    future (the temporal split). Neighbour-sampled models only."""
 
     def __post_init__(self) -> None:
         if not self.num_neighbors or any(k == 0 or k < -1 for k in self.num_neighbors):

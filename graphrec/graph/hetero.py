@@ -23,7 +23,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.config import FeatureSpec, JobConfig
-from graphrec.errors import DataError, warn
+from graphrec.errors import ConfigError, DataError, warn
 from graphrec.graph import encoders
 from graphrec.graph.csr import is_sorted
 from graphrec.graph.features import encode_text
@@ -243,13 +243,14 @@ def _fitted_plan(fitted: dict[str, list[dict]], bcfg) -> dict[str, list[tuple]]:
 
 
 def message_graph(
-    graph: Graph, keep: torch.Tensor | None = None, reverse: bool = True
+    graph: Graph, keep: torch.Tensor | None = None, reverse: bool = True, times: bool = False
 ) -> HeteroData:
     """``HeteroData`` for message passing with only the ``keep`` target edges (None: all).
 
     Held-out (validation/test) target edges are simply not in ``keep``, so no sampler or
     convolution can see them. Reverse types are named ``rev_<type>``. The target edges
-    carry their labels as ``label`` (where the graph has them).
+    carry their labels as ``label`` (where the graph has them), and with ``times`` their
+    times as ``time`` (both directions: what temporal sampling cuts by).
 
     Every edge type is in CSC order (sorted by destination, then source), so a neighbour
     sampler can use ``edge_index`` as is (``is_sorted=True``) instead of building its own
@@ -261,23 +262,32 @@ def message_graph(
         data[ntype].num_nodes = n
         if ntype in graph.x:
             data[ntype].x = graph.x[ntype]
+    if times and graph.time is None:
+        raise ConfigError("temporal sampling needs the target edges' times (build.timestamp)")
     for etype, ei in graph.edge_index.items():
         label = graph.label if etype == graph.target else None
+        when = graph.time if times and etype == graph.target else None
         # `keep` lists distinct edges: as many as there are means all of them (final mode),
         # and the order is the sort's below, so no copy is needed
         if etype == graph.target and keep is not None and len(keep) < ei.shape[1]:
             ei = ei[:, keep]
             label = None if label is None else label[keep]
+            when = None if when is None else when[keep]
         src, name, dst = etype
         order = _csc_order(ei, num_nodes[src])
         data[etype].edge_index = ei if order is None else ei[:, order]
         if label is not None:  # the kept edges' labels (LightGCN weights edges by them)
             data[etype].label = label if order is None else label[order]
+        if when is not None:
+            data[etype].time = when if order is None else when[order]
         if reverse and not (etype == graph.target and graph.undirected):  # has both ways
             rev = ei.flip(0)  # a copy; the graph's (source, destination) order is its CSC order
             order = _csc_order(rev, num_nodes[dst])
-            data[(dst, f"rev_{name}", src)].edge_index = rev if order is None else rev[:, order]
-        del ei, label
+            rtype = (dst, f"rev_{name}", src)
+            data[rtype].edge_index = rev if order is None else rev[:, order]
+            if when is not None:
+                data[rtype].time = when if order is None else when[order]
+        del ei, label, when
     return data
 
 

@@ -125,6 +125,15 @@ def check_model(cfg: JobConfig) -> ModelSpec:
             f"model.blend={cfg.model.blend} blends rankers (train.objective=link); a rating "
             "model is not blended: set model.blend=none"
         )
+    if cfg.sampler.temporal:
+        if cfg.build.timestamp is None:
+            raise ConfigError("sampler.temporal needs build.timestamp (the edges' times)")
+        if spec.batches != "neighbor":
+            users = " or ".join(m.name for m in MODELS.values() if m.batches == "neighbor")
+            raise ConfigError(
+                f"sampler.temporal: model.name={spec.name} is not neighbour-sampled (it "
+                f"trains on {spec.batches} batches); it is for model.name={users}"
+            )
     if t.disjoint_ratio > 0 and "disjoint_ratio" not in spec.options:
         raise ConfigError(f"model.name={spec.name}: train.disjoint_ratio must be 0")
     return spec

@@ -527,7 +527,11 @@ class GraphRecNeighborSampler(NeighborSampler):
 
 
 def make_neighbor_sampler(
-    data, num_neighbors: list[int], backend: str = "auto", is_sorted: bool = False
+    data,
+    num_neighbors: list[int],
+    backend: str = "auto",
+    is_sorted: bool = False,
+    time_attr: str | None = None,
 ) -> NeighborSampler:
     """The sampler for ``backend``: ``pyg`` (compiled), or ``graphrec``/``auto`` (ours:
     3.3-7.6x the sampled edges/s of torch-sparse's in ``graphrec bench`` on this project's
@@ -535,7 +539,7 @@ def make_neighbor_sampler(
 
     ``is_sorted``: ``data``'s edges are already in CSC order (as
     :func:`graphrec.graph.message_graph` makes them), so the sampler uses them without a
-    sorted copy of its own.
+    sorted copy of its own. ``time_attr``: temporal sampling by that edge attribute.
     """
     if backend == "pyg":
         if not compiled_sampler_available():
@@ -543,5 +547,5 @@ def make_neighbor_sampler(
                 "sampler.backend=pyg needs pyg-lib or torch-sparse, and neither is installed: "
                 "use sampler.backend=graphrec (or auto)"
             )
-        return NeighborSampler(data, num_neighbors, is_sorted=is_sorted)
-    return GraphRecNeighborSampler(data, num_neighbors, is_sorted=is_sorted)
+        return NeighborSampler(data, num_neighbors, is_sorted=is_sorted, time_attr=time_attr)
+    return GraphRecNeighborSampler(data, num_neighbors, is_sorted=is_sorted, time_attr=time_attr)

@@ -52,15 +52,22 @@ def make_loader(
     if t.objective == "link":
         mode = "triplet" if t.loss == "bpr" else "binary"
         neg = NegativeSampling(mode, amount=t.num_negatives)
+    temporal = {}
+    if cfg.sampler.temporal:  # each edge sees only edges strictly older than itself
+        when = store.time if edges is None else graph.time[edges]
+        temporal = {"time_attr": "time", "edge_label_time": when - 1}
     sampler = make_neighbor_sampler(
-        data, cfg.sampler.num_neighbors, cfg.sampler.backend, is_sorted=True
-    )
+        data, cfg.sampler.num_neighbors, cfg.sampler.backend,
+        is_sorted=not temporal,  # temporal: PyG sorts each node's edges by time
+        time_attr=temporal.get("time_attr"),
+    )  # fmt: skip
     loader = LinkNeighborLoader(
         data,
         num_neighbors=cfg.sampler.num_neighbors,
         edge_label_index=(graph.target, supervised),
         edge_label=label,
         neg_sampling=neg,
+        **temporal,
         batch_size=batch_size or cfg.sampler.batch_size,
         sampler=EpochOrder(supervised.shape[1]) if shuffle else None,
         num_workers=cfg.sampler.num_workers,
@@ -110,7 +117,8 @@ class TrainInputs:
 
     @classmethod
     def of(cls, graph: Graph, split: EdgeSplit, cfg: JobConfig) -> TrainInputs:
-        return cls(graph, split, message_graph(graph, split.train, cfg.build.reverse_edges))
+        data = message_graph(graph, split.train, cfg.build.reverse_edges, cfg.sampler.temporal)
+        return cls(graph, split, data)
 
 
 def disjoint_loader(
@@ -126,7 +134,7 @@ def disjoint_loader(
     perm = train[torch.randperm(len(train), generator=gen)]
     n_sup = max(1, round(len(train) * cfg.train.disjoint_ratio))
     sup, msg = perm[:n_sup].sort().values, perm[n_sup:].sort().values
-    data = message_graph(graph, msg, cfg.build.reverse_edges)
+    data = message_graph(graph, msg, cfg.build.reverse_edges, cfg.sampler.temporal)
     return make_loader(data, graph, sup, cfg, batch_size=batch_size)
 
 

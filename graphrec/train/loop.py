@@ -101,7 +101,7 @@ def train_loop(
         torch.manual_seed(t.seed + ctx.rank)
         model.to(device)
         if data is None:
-            data = message_graph(graph, split.train, cfg.build.reverse_edges)
+            data = message_graph(graph, split.train, cfg.build.reverse_edges, cfg.sampler.temporal)
         # the loader samples from `data` on the CPU; validation runs the full graph on `device`
         eval_data = data.to(device) if device.type != "cpu" else data
         kind = model_spec(cfg.model.name).batches
