@@ -18,6 +18,7 @@ COLUMNS = [
     ("rmse", "RMSE"),
     ("mae", "MAE"),
     ("seconds", "fit s"),
+    ("train_edges_per_s", "train edges/s"),
 ]
 
 
@@ -27,6 +28,8 @@ def _cell(summary: dict, key: str) -> str:
         return "–"
     if key == "seconds":
         return f"{mean[key]:.1f}"
+    if key == "train_edges_per_s":
+        return f"{mean[key]:,.0f}"
     return f"{mean[key]:.4f} ± {std[key]:.4f}"
 
 

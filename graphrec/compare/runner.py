@@ -285,6 +285,9 @@ def run_model(cfg: JobConfig, graph: Graph, split: EdgeSplit, progress: bool) ->
         **{result.val_metric: result.best_val},
         seconds=train_s,
     )
+    rate = result.stats.get("labelled_edges_per_s")
+    if rate is not None:  # training throughput (e.g. temporal vs plain sampling)
+        out["train_edges_per_s"] = rate
     return out
 
 
