@@ -1,9 +1,11 @@
 """Neighbour-sampling throughput: graphrec's vectorized sampler vs PyG's compiled one.
 
 Runs ``LinkNeighborLoader`` over a synthetic power-law user-item graph with each sampler
-available in this environment, in the same process, and prints and saves mini-batches/s,
-sampled edges/s and the ratio. PyG's compiled path needs pyg-lib or torch-sparse; where
-neither is installed the comparison says so and only graphrec's sampler is measured.
+available in this environment, in the same process, per sampling mode (uniform, replace,
+disjoint, temporal, weighted, backward), and prints and saves mini-batches/s, sampled
+edges/s and the ratio. PyG's compiled path needs pyg-lib (every mode) or torch-sparse
+(uniform, replace, backward); where neither is installed the comparison says so and only
+graphrec's sampler is measured.
 
     python -m graphrec.benchmark.sampler --edges 2000000 --batches 50
 """
@@ -12,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import torch
+from torch_geometric import typing as pyg_typing
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
 from torch_geometric.sampler import NeighborSampler
 
 from graphrec.benchmark.results import machine, save, versions
-from graphrec.samplers import GraphRecNeighborSampler, compiled_sampler_available
+from graphrec.samplers import GraphRecNeighborSampler
 
 ET, REV = ("user", "rates", "item"), ("item", "rev_rates", "user")
 
@@ -37,7 +41,37 @@ def power_law_graph(n_edges: int, n_users: int, n_items: int, seed: int = 0) -> 
     return data
 
 
-def measure(data: HeteroData, sampler, fanout, batch_size: int, batches: int) -> dict:
+MODES = ("uniform", "replace", "disjoint", "temporal", "weighted", "backward")
+TORCH_SPARSE_MODES = ("uniform", "replace", "backward")
+
+
+def mode_settings(data: HeteroData, mode: str) -> tuple[dict, dict]:
+    """``(sampler kwargs, loader kwargs)`` for ``mode``; adds the times or weights it reads
+    to ``data`` (random, seeded)."""
+    g = torch.Generator().manual_seed(1)
+    n = data[ET].edge_index.shape[1]
+    if mode == "temporal":
+        data[ET].time = data[REV].time = torch.randint(0, 1_000_000, (n,), generator=g)
+        return {"time_attr": "time"}, {"time_attr": "time", "edge_label_time": data[ET].time}
+    if mode == "weighted":
+        data[ET].w = data[REV].w = torch.rand(n, generator=g)
+        return {"weight_attr": "w"}, {}
+    return {
+        "uniform": {},
+        "replace": {"replace": True},
+        "disjoint": {"disjoint": True},
+        "backward": {"sample_direction": "backward"},
+    }[mode], {}
+
+
+def compiled_modes() -> tuple[str, ...]:
+    """The modes PyG's installed compiled sampler runs."""
+    if pyg_typing.WITH_PYG_LIB:
+        return MODES
+    return TORCH_SPARSE_MODES if pyg_typing.WITH_TORCH_SPARSE else ()
+
+
+def measure(data: HeteroData, sampler, fanout, batch_size: int, batches: int, **loader_kw) -> dict:
     loader = LinkNeighborLoader(
         data,
         num_neighbors=fanout,
@@ -46,6 +80,7 @@ def measure(data: HeteroData, sampler, fanout, batch_size: int, batches: int) ->
         shuffle=True,
         neg_sampling="binary",
         neighbor_sampler=sampler,
+        **loader_kw,
     )
     it = iter(loader)
     next(it)  # warm-up
@@ -70,8 +105,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--batches", type=int, default=50)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
     p.add_argument("--out", default="bench/results")
     a = p.parse_args()
+    modes = [m for m in a.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        p.error(f"--modes: unknown {sorted(unknown)} (known: {', '.join(MODES)})")
     if a.threads:
         torch.set_num_threads(a.threads)
     fanout = [int(x) for x in a.fanout.split(",")]
@@ -86,19 +126,29 @@ def main() -> None:
         "versions": versions(),
         "samplers": {},
     }
-    result["samplers"]["graphrec"] = measure(
-        data, GraphRecNeighborSampler(data, fanout), fanout, a.batch_size, a.batches
-    )
-    if compiled_sampler_available():
-        result["samplers"]["pyg_compiled"] = measure(
-            data, NeighborSampler(data, fanout), fanout, a.batch_size, a.batches
-        )
-        result["ratio_graphrec_over_compiled"] = (
-            result["samplers"]["graphrec"]["batches_per_s"]
-            / result["samplers"]["pyg_compiled"]["batches_per_s"]
-        )
-    else:
+    compiled = compiled_modes()
+    if not compiled:
         result["pyg_compiled"] = "not installed (neither pyg-lib nor torch-sparse)"
+    for mode in modes:
+        skw, lkw = mode_settings(data, mode)
+        row = {"graphrec": measure(
+            data, GraphRecNeighborSampler(data, fanout, **skw), fanout, a.batch_size, a.batches,
+            **lkw,
+        )}  # fmt: skip
+        if mode in compiled:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = NeighborSampler(data, fanout, **skw)
+            row["pyg_compiled"] = measure(data, ref, fanout, a.batch_size, a.batches, **lkw)
+            row["ratio_graphrec_over_compiled"] = (
+                row["graphrec"]["sampled_edges_per_s"] / row["pyg_compiled"]["sampled_edges_per_s"]
+            )
+        elif compiled:
+            row["pyg_compiled"] = "mode not in the installed compiled sampler"
+        result["samplers"][mode] = row
+        shown = {k: (round(v["sampled_edges_per_s"]) if isinstance(v, dict) else v)
+                 for k, v in row.items()}  # fmt: skip
+        print(f"{mode}: {shown}", flush=True)
     save(result, "sampler", a.out)
 
 

@@ -1,0 +1,34 @@
+"""The sampler benchmark: every mode measured, side by side with PyG's compiled sampler
+where one is installed, saved as JSON."""
+
+import json
+import sys
+
+import pytest
+
+from graphrec.benchmark import sampler as bench
+
+
+def test_every_mode_is_measured_and_saved(tmp_path, monkeypatch, capsys):
+    argv = ["sampler", "--edges", "6000", "--users", "600", "--items", "200", "--batches", "2",
+            "--batch-size", "32", "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    (saved,) = tmp_path.glob("sampler-*.json")
+    out = json.loads(saved.read_text())
+    assert set(out["samplers"]) == set(bench.MODES)
+    for mode, row in out["samplers"].items():
+        assert row["graphrec"]["sampled_edges_per_s"] > 0, mode
+        if mode in bench.compiled_modes():
+            assert row["ratio_graphrec_over_compiled"] > 0
+    if not bench.compiled_modes():
+        assert "not installed" in out["pyg_compiled"]
+    assert "temporal:" in capsys.readouterr().out
+
+
+def test_an_unknown_mode_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        sys, "argv", ["sampler", "--modes", "uniform,sideways", "--out", str(tmp_path)]
+    )
+    with pytest.raises(SystemExit):
+        bench.main()
