@@ -16,10 +16,12 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -108,11 +110,14 @@ def two_nodes(tmp_path_factory, s3):
     if not Path(RAY).exists():
         pytest.skip(f"the ray command is not installed beside {sys.executable}")
     tmp = tmp_path_factory.mktemp("cluster")
+    # Ray's sockets live under --temp-dir and a socket path may hold 107 bytes at most:
+    # pytest's own temp folders grow too long for it (pytest-116/cluster0/second/session_...)
+    short = Path(tempfile.mkdtemp(prefix="gr2n-", dir="/tmp"))
     port = _port()
     head = _node(
         ["--head", f"--port={port}", "--num-cpus=1", '--resources={"head": 1}',
          "--include-dashboard=false", "--object-store-memory=150000000",
-         f"--temp-dir={tmp / 'head'}"],
+         f"--temp-dir={short / 'head'}"],
         tmp / "head.log",
     )  # fmt: skip
     nodes = [head]
@@ -121,7 +126,7 @@ def two_nodes(tmp_path_factory, s3):
         _wait_nodes(address, 1, head, tmp / "head.log")
         second = _node(
             [f"--address={address}", "--num-cpus=1", '--resources={"second": 1}',
-             "--object-store-memory=150000000", f"--temp-dir={tmp / 'second'}"],
+             "--object-store-memory=150000000", f"--temp-dir={short / 'second'}"],
             tmp / "second.log",
         )  # fmt: skip
         nodes.append(second)
@@ -130,6 +135,7 @@ def two_nodes(tmp_path_factory, s3):
     finally:
         for proc in reversed(nodes):
             _stop(proc)
+        shutil.rmtree(short, ignore_errors=True)  # made above, for this fixture only
 
 
 def _wait_nodes(address: str, n: int, proc: subprocess.Popen, log: Path) -> None:
