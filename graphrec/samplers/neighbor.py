@@ -345,7 +345,7 @@ class GraphRecNeighborSampler(NeighborSampler):
         times = {}
         for (src, _, _), r in rel.items():
             if self.homogeneous:
-                t = self.edge_time if self.edge_time is not None else None
+                t = self.edge_time
                 node_t = self.node_time
             else:
                 t = (self.edge_time or {}).get(r)
