@@ -16,10 +16,12 @@ nodes are in id order (pyg-lib: in the order found); nothing downstream depends 
 
 Cost per hop, for ``S`` frontier nodes and fan-out ``f`` (vectorised over all of them):
 uniform without replacement is Floyd's algorithm, ``O(S f^2)`` independent of degree;
-with replacement ``O(S f)``; weighted without replacement (Efraimidis-Spirakis keys, as
-pyg-lib) ``O(D log D)`` for the ``D`` edges of the frontier nodes whose degree exceeds
-``f``; weighted with replacement ``O(S f log E)`` (inverse CDF on prefix sums kept with
-the sampler); temporal adds a binary search per frontier node, ``O(S log deg)``.
+with replacement ``O(S f)``; weighted without replacement ``O(f log E)`` per node of degree
+above ``4f`` (``2f`` draws with replacement, the first ``f`` distinct kept: pyg-lib's
+distribution) and Efraimidis-Spirakis keys, as pyg-lib, ``O(D log D)`` over the ``D`` edges
+of the other nodes above ``f`` (and of a wide node whose draws repeat too often); weighted
+with replacement ``O(S f log E)`` (inverse CDF on prefix sums kept with the sampler);
+temporal adds a binary search per frontier node, ``O(S log deg)``.
 Non-disjoint relabelling uses a per-type lookup buffer that lives with the sampler and is
 reset after each batch (no ``O(num_nodes)`` allocation per batch; one sampler instance is
 single-threaded, DataLoader workers are processes with their own copy); disjoint
@@ -112,22 +114,93 @@ def sample_segments(
                 chosen = _floyd(deg.index_select(0, big), fanout, gen)  # [B, fanout] distinct
             else:
                 chosen = _weighted_top(
-                    start.index_select(0, big), deg.index_select(0, big), fanout, weight, gen
+                    start.index_select(0, big), deg.index_select(0, big), fanout, weight, gen,
+                    cumulative,
                 )
             slots = first.index_select(0, big).unsqueeze(1) + torch.arange(fanout)
             offset.index_copy_(0, slots.flatten(), chosen.flatten())
     return owner, start.index_select(0, owner) + offset
 
 
-def _weighted_top(start: Tensor, deg: Tensor, k: int, weight: Tensor, gen) -> Tensor:
+_DRAWS = 2  # draws per wanted edge, without replacement, before the rest is keyed
+
+
+def _weighted_top(
+    start: Tensor, deg: Tensor, k: int, weight: Tensor, gen, cumulative: Tensor | None = None
+) -> Tensor:
     """``[B, k]`` distinct offsets per segment drawn without replacement with probability
-    proportional to ``weight``: the ``k`` largest keys ``log(u) / w`` (Efraimidis and
-    Spirakis, as pyg-lib)."""
+    proportional to ``weight`` (successive sampling, pyg-lib's distribution).
+
+    Segments wider than ``2 * _DRAWS * k`` with ``cumulative`` (the weights' prefix sums)
+    draw ``_DRAWS * k`` positions with replacement by inverse CDF and keep the first ``k``
+    distinct, ``O(k log E)`` per segment instead of ``O(deg log deg)``: the first distinct
+    draw is proportional to the weights, each next new one proportional to the weights of
+    the rest, whenever it comes. A segment left with ``j < k`` distinct continues exactly
+    (successive sampling is memoryless): Efraimidis-Spirakis keys over its other edges
+    choose the remaining ``k - j``. Narrow segments take the keys directly."""
+    if cumulative is None:
+        return _weighted_keys(start, deg, k, weight, gen)
+    end = start + deg
+    c_lo, c_hi = cumulative.index_select(0, start), cumulative.index_select(0, end)
+    # float64 prefix sums resolve a segment's draws only while its total is not tiny next
+    # to the sum before it: else (and for a zero total) the keys decide alone
+    wide = (deg > 2 * _DRAWS * k) & (c_hi - c_lo > c_hi * 2.0**-20)
+    out = torch.empty(len(deg), k, dtype=torch.long)
+    narrow = (~wide).nonzero().flatten()
+    if len(narrow):
+        out.index_copy_(0, narrow, _weighted_keys(
+            start.index_select(0, narrow), deg.index_select(0, narrow), k, weight, gen
+        ))  # fmt: skip
+    wide = wide.nonzero().flatten()
+    if len(wide) == 0:
+        return out
+    s, d = start.index_select(0, wide), deg.index_select(0, wide)
+    lo, hi = c_lo.index_select(0, wide).unsqueeze(1), c_hi.index_select(0, wide).unsqueeze(1)
+    u = torch.rand(len(wide), _DRAWS * k, generator=gen, dtype=torch.float64)
+    x = torch.minimum(lo + u * (hi - lo), torch.nextafter(hi, lo))  # inside the segment
+    pos = torch.searchsorted(cumulative, x.flatten(), right=True).view_as(x) - 1
+    off = torch.minimum((pos - s.unsqueeze(1)).clamp_(min=0), d.unsqueeze(1) - 1)
+    srt, order = torch.sort(off, dim=1, stable=True)  # stable: a value's first draw first
+    new = torch.ones_like(srt, dtype=torch.bool)
+    torch.ne(srt[:, 1:], srt[:, :-1], out=new[:, 1:])
+    first = torch.zeros_like(new).scatter_(1, order, new)  # first draw of each value
+    keep = first & (first.cumsum(1) <= k)
+    done = keep.sum(1) == k
+    ok = done.nonzero().flatten()
+    chosen = off.index_select(0, ok).masked_select(keep.index_select(0, ok))
+    out.index_copy_(0, wide.index_select(0, ok), chosen.view(-1, k))
+    rest = (~done).nonzero().flatten()
+    if len(rest):
+        out.index_copy_(0, wide.index_select(0, rest), _weighted_keys(
+            s.index_select(0, rest), d.index_select(0, rest), k, weight, gen,
+            (off.index_select(0, rest), keep.index_select(0, rest)),
+        ))  # fmt: skip
+    return out
+
+
+def _weighted_keys(
+    start: Tensor, deg: Tensor, k: int, weight: Tensor, gen, found=None
+) -> Tensor:
+    """``[B, k]`` offsets per segment: the ``k`` largest keys ``log(u) / w`` (Efraimidis
+    and Spirakis, as pyg-lib). ``found``: ``(offsets [B, m], mask [B, m])`` already chosen
+    per segment (fewer than ``k``); they are kept and the keys choose the rest."""
     owner = torch.repeat_interleave(torch.arange(len(deg)), deg)
     first = torch.cumsum(deg, 0) - deg
     offset = torch.arange(len(owner)) - first.index_select(0, owner)
     w = weight.index_select(0, start.index_select(0, owner) + offset).double()
     key = torch.rand(len(owner), generator=gen, dtype=torch.float64).log() / w
+    width = int(deg.max()) if len(deg) else 0
+    if found is None and width * len(deg) <= 4 * len(owner):  # near-equal degrees
+        # one padded row per segment and a top-k along it, O(B width): zero weights keep
+        # the lowest finite key so that they come before the padding
+        pad = torch.full((len(deg), width), float("-inf"), dtype=torch.float64)
+        key.clamp_(min=torch.finfo(torch.float64).min)
+        pad.view(-1).index_copy_(0, owner * width + offset, key)
+        return torch.topk(pad, k, dim=1, sorted=False).indices
+    if found is not None:  # keys are <= 0: a positive key is taken first
+        off, mask = found
+        seg = torch.arange(len(deg)).unsqueeze(1).expand_as(off)[mask]
+        key.index_fill_(0, first.index_select(0, seg) + off[mask], 1.0)
     order = torch.argsort(key, descending=True, stable=True)
     order = order.index_select(0, torch.argsort(owner.index_select(0, order), stable=True))
     rank = torch.arange(len(order)) - first.index_select(0, owner.index_select(0, order))

@@ -1,6 +1,8 @@
 """graphrec's sampler in PyG's other modes: disjoint trees, temporal and weighted sampling,
 checked against trees built by hand and against the distributions pyg-lib samples from."""
 
+import itertools
+
 import pytest
 import torch
 from torch_geometric.data import Data, HeteroData
@@ -8,7 +10,7 @@ from torch_geometric.loader import LinkNeighborLoader, NeighborLoader
 
 from graphrec.errors import ConfigError
 from graphrec.samplers import GraphRecNeighborSampler
-from graphrec.samplers.neighbor import _segment_upper_bound, sample_segments
+from graphrec.samplers.neighbor import _segment_upper_bound, _weighted_keys, sample_segments
 
 ET = ("user", "rates", "item")
 REV = ("item", "rev_rates", "user")
@@ -194,3 +196,68 @@ def test_segment_upper_bound_is_a_binary_search_per_segment():
     for t, want in ((3, [3, 6, 7, 3]), (0, [0, 4, 7, 3]), (10, [4, 7, 8, 3])):
         got = _segment_upper_bound(times, start, end, torch.full((4,), t))
         assert got.tolist() == want, t
+
+
+def _successive(w: list[float], k: int) -> dict[tuple, float]:
+    """Exact probabilities of each k-set under successive sampling (pyg-lib's weighted
+    sampling without replacement), by enumerating the ordered draws."""
+    probs: dict[tuple, float] = {}
+    for seq in itertools.permutations(range(len(w)), k):
+        p, left = 1.0, sum(w)
+        for i in seq:
+            p *= w[i] / left
+            left -= w[i]
+        key = tuple(sorted(seq))
+        probs[key] = probs.get(key, 0.0) + p
+    return probs
+
+
+@pytest.mark.parametrize(
+    "w, k",
+    [
+        # wide segment, mixed weights with zeros: the draws almost always find k distinct
+        ([5, 1, 1, 0, 2, 3, 1, 1, 0.5, 4, 1, 6], 2),
+        # one edge takes nearly every draw: the keys finish almost every segment
+        ([300, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 3),
+    ],
+)
+def test_weighted_draws_without_replacement_match_successive_sampling(w, k):
+    n = 40_000  # the same segment n times, after a prefix of other edges
+    pre = torch.rand(7, dtype=torch.float64)
+    weight = torch.cat([pre, torch.tensor(w, dtype=torch.float64)])
+    cum = torch.cat([torch.zeros(1, dtype=torch.float64), weight.cumsum(0)])
+    start = torch.full((n,), 7)
+    end = start + len(w)
+    gen = torch.Generator().manual_seed(1)
+    for cumulative in (cum, None):  # the draws (with the keys' fallback), the keys alone
+        owner, pos = sample_segments(start, end, k, gen, False, weight, cumulative)
+        assert (torch.bincount(owner, minlength=n) == k).all()
+        sets = (pos - 7).view(n, k).sort(1).values
+        assert (sets[:, 1:] > sets[:, :-1]).all()  # distinct
+        seen: dict[tuple, int] = {}
+        for row in sets.tolist():
+            seen[tuple(row)] = seen.get(tuple(row), 0) + 1
+        exact = _successive(w, k)
+        assert set(seen) <= {s for s, p in exact.items() if p > 0}
+        worst = max(abs(seen.get(s, 0) / n - p) for s, p in exact.items())
+        assert worst < 0.012, (cumulative is None, worst)
+
+
+def test_weighted_keys_keep_what_the_draws_found():
+    weight = torch.ones(10, dtype=torch.float64)
+    found = (torch.tensor([[7, 7, 2, 0]]), torch.tensor([[True, False, True, False]]))
+    for seed in range(20):
+        gen = torch.Generator().manual_seed(seed)
+        out = _weighted_keys(torch.tensor([0]), torch.tensor([10]), 4, weight, gen, found)
+        assert {7, 2} <= set(out.flatten().tolist()) and len(set(out.flatten().tolist())) == 4
+
+
+def test_weighted_draws_take_every_positive_weight_before_a_zero_one():
+    w = torch.zeros(13, dtype=torch.float64)
+    w[[3, 9]] = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    cum = torch.cat([torch.zeros(1, dtype=torch.float64), w.cumsum(0)])
+    gen = torch.Generator().manual_seed(0)
+    start, end = torch.zeros(500, dtype=torch.long), torch.full((500,), 13)
+    owner, pos = sample_segments(start, end, 3, gen, False, w, cum)
+    sets = pos.view(500, 3)
+    assert ((sets == 3).any(1) & (sets == 9).any(1)).all()
