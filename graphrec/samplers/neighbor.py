@@ -114,7 +114,11 @@ def sample_segments(
                 chosen = _floyd(deg.index_select(0, big), fanout, gen)  # [B, fanout] distinct
             else:
                 chosen = _weighted_top(
-                    start.index_select(0, big), deg.index_select(0, big), fanout, weight, gen,
+                    start.index_select(0, big),
+                    deg.index_select(0, big),
+                    fanout,
+                    weight,
+                    gen,
                     cumulative,
                 )
             slots = first.index_select(0, big).unsqueeze(1) + torch.arange(fanout)
@@ -178,9 +182,7 @@ def _weighted_top(
     return out
 
 
-def _weighted_keys(
-    start: Tensor, deg: Tensor, k: int, weight: Tensor, gen, found=None
-) -> Tensor:
+def _weighted_keys(start: Tensor, deg: Tensor, k: int, weight: Tensor, gen, found=None) -> Tensor:
     """``[B, k]`` offsets per segment: the ``k`` largest keys ``log(u) / w`` (Efraimidis
     and Spirakis, as pyg-lib). ``found``: ``(offsets [B, m], mask [B, m])`` already chosen
     per segment (fewer than ``k``); they are kept and the keys choose the rest."""
