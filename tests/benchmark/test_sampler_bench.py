@@ -32,3 +32,22 @@ def test_an_unknown_mode_is_refused(monkeypatch, tmp_path):
     )
     with pytest.raises(SystemExit):
         bench.main()
+
+
+def test_temporal_sampling_training_is_measured_side_by_side(tmp_path, monkeypatch, capsys):
+    from graphrec.benchmark import temporal
+
+    argv = ["temporal", "--config", "configs/debug.yaml", "--batches", "2", "--rounds", "2",
+            "--out", str(tmp_path), "sampler.batch_size=256"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    temporal.main()
+    (saved,) = tmp_path.glob("temporal-sampling-*.json")
+    out = json.loads(saved.read_text())
+    assert set(out["objectives"]) == {"rating", "link"}
+    for row in out["objectives"].values():
+        assert len(row["runs"]["plain"]) == len(row["runs"]["temporal"]) == 2
+        assert all(v > 0 for v in row["runs"]["plain"] + row["runs"]["temporal"])
+        assert row["ratio_temporal_over_plain"] == pytest.approx(
+            row["best"]["temporal"] / row["best"]["plain"]
+        )
+    assert "link:" in capsys.readouterr().out
