@@ -122,6 +122,7 @@ def main() -> None:
         "fanout": fanout,
         "batch_size": a.batch_size,
         "batches": a.batches,
+        "torch_threads": torch.get_num_threads(),
         "machine": machine(),
         "versions": versions(),
         "samplers": {},

@@ -16,7 +16,7 @@ def test_every_mode_is_measured_and_saved(tmp_path, monkeypatch, capsys):
     bench.main()
     (saved,) = tmp_path.glob("sampler-*.json")
     out = json.loads(saved.read_text())
-    assert set(out["samplers"]) == set(bench.MODES)
+    assert set(out["samplers"]) == set(bench.MODES) and out["torch_threads"] >= 1
     for mode, row in out["samplers"].items():
         assert row["graphrec"]["sampled_edges_per_s"] > 0, mode
         if mode in bench.compiled_modes():
@@ -47,6 +47,7 @@ def test_temporal_sampling_training_is_measured_side_by_side(tmp_path, monkeypat
     for row in out["objectives"].values():
         assert len(row["runs"]["plain"]) == len(row["runs"]["temporal"]) == 2
         assert all(v > 0 for v in row["runs"]["plain"] + row["runs"]["temporal"])
+        assert set(row["best_seconds"]["temporal"]) == {"sample_seconds", "compute_seconds"}
         assert row["ratio_temporal_over_plain"] == pytest.approx(
             row["best"]["temporal"] / row["best"]["plain"]
         )
