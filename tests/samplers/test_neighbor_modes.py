@@ -261,3 +261,24 @@ def test_weighted_draws_take_every_positive_weight_before_a_zero_one():
     owner, pos = sample_segments(start, end, 3, gen, False, w, cum)
     sets = pos.view(500, 3)
     assert ((sets == 3).any(1) & (sets == 9).any(1)).all()
+
+
+def test_weighted_sampling_without_replacement_through_the_loader():
+    data = graph(n=40, n_edges=900, seed=3)  # in-degrees up to ~40: the draws' path too
+    data.w = torch.rand(data.num_edges)
+    data.w[torch.rand(data.num_edges, generator=torch.Generator().manual_seed(1)) < 0.3] = 0.0
+    deg = torch.bincount(data.edge_index[1], minlength=40)
+    positive = torch.bincount(data.edge_index[1], data.w > 0, minlength=40).long()
+    assert int(deg.max()) > 4 * 3  # some seed is wide for a fan-out of 3
+    sampler = GraphRecNeighborSampler(data, [3, 2], weight_attr="w")
+    loader = NeighborLoader(data, [3, 2], batch_size=40, neighbor_sampler=sampler)
+    for _ in range(5):
+        (batch,) = list(loader)
+        assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
+        hop1 = batch.e_id[: batch.num_sampled_edges[0]]
+        dst = data.edge_index[1, hop1]
+        assert torch.equal(torch.bincount(dst, minlength=40), deg.clamp(max=3))
+        for v in range(40):  # distinct; a zero weight only once the positive ones ran out
+            mine = hop1[dst == v]
+            assert len(mine.unique()) == len(mine)
+            assert int((data.w[mine] > 0).sum()) == min(3, int(positive[v]))
