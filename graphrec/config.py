@@ -477,8 +477,8 @@ class SamplerConfig:
     edge then gets a subgraph of its own (PyG's temporal, disjoint sampling), so batches
     are larger and slower; what a model learns matches what it sees when it ranks the
     future (the temporal split). Neighbour-sampled models only. With ``train.loss=bce``
-    the negatives are random (user, item) pairs given the edge's time, often before that
-    user's first edge: an empty history positives never have (on MovieLens it lowered
+    the negatives are random (user, item) pairs given the edge's time, which can be before
+    that user's first edge: an empty history positives never have (on MovieLens it lowered
     NDCG@20); ``train.loss=bpr`` keeps the edge's user for its negative."""
 
     def __post_init__(self) -> None:
