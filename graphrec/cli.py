@@ -223,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     finally:  # main() may be called from other code (tests): give its handlers back
         PENDING.clear()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore_signals(previous)
 
 
 def _handle_signals() -> dict:
@@ -242,10 +241,29 @@ def _handle_signals() -> dict:
 
     if threading.current_thread() is not threading.main_thread():
         return {}  # only the main thread may set handlers; its caller keeps its own
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    hook = previous["unraisablehook"] = sys.unraisablehook
+
+    def unraisable(u) -> None:
+        # a signal that lands inside a finaliser (e.g. multiprocessing's, as DataLoader
+        # workers shut down) raises where Python can only print it: PENDING raises it
+        # again at the next step, so its traceback would be a second, misleading message
+        if not isinstance(u.exc_value, Interrupted):
+            hook(u)
+
+    sys.unraisablehook = unraisable
     return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    """Give back what :func:`_handle_signals` replaced."""
+    for key, handler in previous.items():
+        if key == "unraisablehook":
+            sys.unraisablehook = handler
+        else:
+            signal.signal(key, handler)
 
 
 def _one_line(exc: BaseException) -> str:

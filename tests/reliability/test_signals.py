@@ -174,8 +174,7 @@ def cli_handlers():
     previous = cli._handle_signals()
     yield
     PENDING.clear()
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
+    cli._restore_signals(previous)
 
 
 class _ShutdownMeetsASignal:
@@ -219,3 +218,35 @@ def test_an_epoch_cut_short_shuts_down_quietly_and_keeps_its_own_error(cli_handl
     it = _ShutdownMeetsASignal()
     finish_batches(it, quiet=True)  # the error on the way up stays the one raised
     assert it.finished
+
+
+def test_an_interrupt_swallowed_by_a_finaliser_prints_nothing_there():
+    """A signal that lands inside a finaliser (multiprocessing's, as DataLoader workers shut
+    down) raises where Python can only print "Exception ignored in ..." with a traceback;
+    graphrec raises it again at the next step, so only other unraisable errors are shown."""
+    import sys
+
+    from graphrec.cli import _handle_signals, _restore_signals
+    from graphrec.errors import Interrupted
+
+    seen = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    previous = _handle_signals()
+    try:
+
+        class Dies:
+            def __init__(self, exc):
+                self.exc = exc
+
+            def __del__(self):
+                raise self.exc
+
+        Dies(Interrupted(signal.SIGINT))  # dropped at once: __del__ raises, unraisable
+        Dies(ValueError("a real bug"))
+        assert [type(u.exc_value) for u in seen] == [ValueError]
+    finally:
+        _restore_signals(previous)
+        given_back = sys.unraisablehook
+        sys.unraisablehook = hook
+    assert given_back == seen.append
