@@ -17,9 +17,8 @@ import copy
 from graphrec.benchmark.results import machine, save, versions
 from graphrec.benchmark.stages import _no_val
 from graphrec.config import load_config
-from graphrec.graph import build_graph, split_target
-from graphrec.loaders import extract, make_source
 from graphrec.models.registry import check_model
+from graphrec.pipeline import extract_and_build
 from graphrec.train.batches import TrainInputs
 from graphrec.train.loop import train_loop_per_worker
 
@@ -42,10 +41,8 @@ def main() -> None:
     cfg = load_config(a.config, [*a.overrides, "build.split.kind=temporal"])
     cfg.train.epochs, cfg.train.max_batches_per_epoch = 1, a.batches
     cfg.train.patience, cfg.train.checkpoint_path = 0, None
-    source = make_source(cfg.extract)
-    graph = build_graph(extract(source, progress=False), cfg, progress=False)
-    source.close()
-    split = _no_val(split_target(cfg.build.split, graph))  # training batches only
+    graph, split = extract_and_build(cfg, progress=False)
+    split = _no_val(split)  # training batches only
     result = {
         "benchmark": "temporal_sampling",
         "config": a.config,
@@ -59,17 +56,20 @@ def main() -> None:
         "objectives": {},
     }
     for objective in objectives:
+        arms = {}  # each arm's config and message graph, built once
+        for arm in ("plain", "temporal"):
+            c = copy.deepcopy(cfg)
+            c.sampler.temporal = arm == "temporal"
+            if objective == "link":
+                c.train.objective, c.train.loss = "link", OBJECTIVES["link"]
+            check_model(c)
+            arms[arm] = (c, TrainInputs.of(graph, split, c))
         runs: dict[str, list[float]] = {"plain": [], "temporal": []}
         split_s: dict[str, dict] = {}  # where the best run's time went
         for r in range(a.rounds):
             order = ("plain", "temporal") if r % 2 == 0 else ("temporal", "plain")
             for arm in order:
-                c = copy.deepcopy(cfg)
-                c.sampler.temporal = arm == "temporal"
-                if objective == "link":
-                    c.train.objective, c.train.loss = "link", OBJECTIVES["link"]
-                check_model(c)
-                inputs = TrainInputs.of(graph, split, c)
+                c, inputs = arms[arm]
                 _, res = train_loop_per_worker({"cfg": c, "inputs": inputs, "progress": False})
                 h = res.history[-1]
                 runs[arm].append(h["labelled_edges_per_s"])
