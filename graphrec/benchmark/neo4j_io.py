@@ -19,7 +19,8 @@ write-back of top-k recommendations (relationships/s)
 ``--bulk`` (large graphs): the graph goes in by Neo4j's offline importer (``graphrec load
 --import-files`` + ``neo4j-admin database import full``, relationships/s), then graphrec's
 extraction (P = ``--partitions``, with the rust-ext decoder where given; the cold first
-pass is measured, then the same read again with the page cache warm), the server's own
+pass is measured, then ``--repeats`` warm passes, each recorded, the best reported: the
+server's query runtime warms up over the first passes too), the server's own
 bound (the same queries returning only ``count(*)``) and the batched
 write-back of the top 10 for every user; the one-row-at-a-time baselines are left out
 (pandas of 20M records alone would not fit).
@@ -255,8 +256,11 @@ def bulk(a) -> None:
                 ex[f"graphrec_p{par}"] = graphrec_extract(
                     job_config("synth", root, ncfg.uri, env, par)
                 )
-                if a.rust_path:
-                    ex[f"graphrec_rust_p{par}"] = rust_extract(a, root, ncfg.uri, env, par)
+                if a.rust_path:  # warm passes: the best, and every pass's figure
+                    runs = [rust_extract(a, root, ncfg.uri, env, par) for _ in range(a.repeats)]
+                    best = max(runs, key=lambda r: r["edges_per_s"])
+                    best["passes_edges_per_s"] = [r["edges_per_s"] for r in runs]
+                    ex[f"graphrec_rust_p{par}"] = best
                 ex[f"server_count_only_p{par}"] = traversal_ceiling(
                     job_config("synth", root, ncfg.uri, env, par)
                 )
@@ -299,6 +303,7 @@ def main() -> None:
     p.add_argument("--per-row", type=int, default=2000, help="rows for the per-row write")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--bulk", action="store_true", help="large graphs: offline import (see above)")
+    p.add_argument("--repeats", type=int, default=3, help="--bulk: warm rust-ext passes per P")
     # child mode
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--uri"), p.add_argument("--password-env"), p.add_argument("--root")

@@ -143,12 +143,16 @@ def write_import_files(tables: GraphTables, ecfg: ExtractConfig, out: str | Path
     return files
 
 
+REPORT = "import.report"  # written by neo4j-admin, beside the files
+
+
 def import_command(files: ImportFiles, database: str = "neo4j") -> list[str]:
     """The ``neo4j-admin`` arguments that import ``files`` as the new ``database`` (the
-    database name comes first: the file options take any number of files)."""
+    database name comes first: the file options take any number of files). The importer's
+    report goes into the files' folder, not into whatever folder it is run from."""
     args = ["database", "import", "full", database]
     args += [f"--nodes={label}={h},{d}" for label, h, d in files.nodes]
     args += [f"--relationships={rtype}={h},{d}" for rtype, h, d in files.relationships]
     if files.multiline:
         args.append("--multiline-fields=true")
-    return args
+    return [*args, f"--report-file={files.root / REPORT}"]

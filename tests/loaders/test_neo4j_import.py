@@ -45,6 +45,7 @@ def test_files_carry_ids_types_and_properties(tiny_cfg, tmp_path):
     files = f"{out.root / 'rels-rates.header.csv'},{out.root / 'rels-rates.csv'}"
     assert f"--relationships={rtype}={files}" in args
     assert not any(a.startswith("--multiline") for a in args)
+    assert f"--report-file={out.root / 'import.report'}" in args  # not the caller's folder
 
 
 def test_an_existing_folder_with_anything_in_it_is_refused(tiny_cfg, tmp_path):

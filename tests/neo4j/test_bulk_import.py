@@ -38,10 +38,13 @@ def test_imported_graph_extracts_as_the_files(tmp_path):
     files = extract(FileSource(dataclasses.replace(cfg.extract, source="files")), progress=False)
     out = write_import_files(files, cfg.extract, tmp_path / "import")
     server = EmbeddedNeo4j(tmp_path / "neo4j", secrets.token_urlsafe(16), env, pagecache="256m")
+    before = set(Path.cwd().iterdir())
     try:
         counts = server.admin_import(import_command(out), heap="1g")
     except GraphRecError as exc:
         pytest.fail(str(exc))
+    assert set(Path.cwd().iterdir()) == before  # nothing written where it was run from
+    assert (out.root / "import.report").is_file()
     users, movies = files.nodes["user"].num_rows, files.nodes["movie"].num_rows
     assert counts["nodes"] == users + movies and counts["relationships"] == 100_836
     with server as ncfg:
