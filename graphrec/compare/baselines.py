@@ -223,14 +223,16 @@ def als(
         if h.ratings is None:
             raise ConfigError("als with rating weights needs rated edges (build.label)")
         values = label_weights(h.ratings, low_label_weight, threshold)
-    model = cpu.als.AlternatingLeastSquares(
-        factors=factors,
-        regularization=regularization,
-        alpha=alpha,
-        iterations=iterations,
-        random_state=seed,
-    )
-    with threadpool_limits(1, "blas"):  # implicit parallelizes itself; BLAS threads fight it
+    # implicit parallelizes itself and BLAS threads fight it; it checks (and warns) when
+    # the model is made, so both happen with BLAS held to one thread
+    with threadpool_limits(1, "blas"):
+        model = cpu.als.AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            random_state=seed,
+        )
         model.fit(h.csr(values), show_progress=False)
     return VectorRanker(torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors))
 

@@ -1,5 +1,7 @@
 """Baselines against hand computations and planted structure."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -49,14 +51,21 @@ def test_biased_mf_learns_a_low_rank_signal_the_bias_model_cannot():
     assert mse(mf) < 0.25 * mse(bias)
 
 
-def test_als_and_bpr_recommend_inside_the_users_block():
+def test_als_and_bpr_recommend_inside_the_users_block(monkeypatch):
     pytest.importorskip("implicit", reason="the ALS/BPR baselines need the implicit package")
+    import implicit.utils
+
     pairs = [(u, i) for u in range(20) for i in range(10) if (u < 10) == (i < 5) and (u + i) % 3]
     h = history(pairs, 20, 10)
-    for model in (
-        B.als(h, factors=4, regularization=0.01, iterations=20, seed=0),
-        B.bpr(h, factors=4, learning_rate=0.05, iterations=200, seed=0),
-    ):
+    # implicit checks the BLAS threads once per process: make it check here
+    monkeypatch.setattr(implicit.utils, "_checked_blas_config", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its "OpenBLAS is configured to use N threads"
+        models = (
+            B.als(h, factors=4, regularization=0.01, iterations=20, seed=0),
+            B.bpr(h, factors=4, learning_rate=0.05, iterations=200, seed=0),
+        )
+    for model in models:
         scores = model.scores(0, 20)
         scores[h.users, h.items] = float("-inf")
         best = scores.argmax(1)
