@@ -7,7 +7,8 @@ embedding plus, where the type has features, a linear map of them; the classifie
 dot product of the two endpoint embeddings; BCE on the loader's positive and negative
 edges; Adam. Fan-out, batch size and negatives are graphrec's, so only the implementation
 differs. The loader uses the sampler graphrec's training uses (``sampler.backend``), so
-the comparison is of the model and the training step.
+the comparison is of the model and the training step. The model and every mini-batch go
+to graphrec's training device (``train.device``), so on a GPU both run there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch_geometric.nn import SAGEConv, to_hetero
 from graphrec.config import JobConfig
 from graphrec.samplers import make_neighbor_sampler
 from graphrec.train.batches import TrainInputs
+from graphrec.train.context import resolve_device
 
 
 class GNN(nn.Module):
@@ -56,18 +58,19 @@ class Model(nn.Module):
         return (z[user][label_index[0]] * z[item][label_index[1]]).sum(-1)
 
 
-def measure(inputs: TrainInputs, cfg: JobConfig, steps: int) -> dict:
-    """Labelled (positive) edges per second over ``steps`` mini-batches."""
+def recipe(inputs: TrainInputs, cfg: JobConfig):
+    """``(model, optimizer, loader, device)``: PyG's recipe for ``inputs`` and ``cfg``'s
+    width, fan-out, batch, negatives and sampler, on ``train.device``."""
     g, data = inputs.graph, inputs.data
-    user, _, item = g.target
     torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
     model = Model(
         cfg.model.hidden,
         g.num_nodes,
         {t: x.shape[1] for t, x in g.x.items()},
         data.metadata(),
         len(cfg.sampler.num_neighbors),
-    )
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     sampler = make_neighbor_sampler(data, cfg.sampler.num_neighbors, cfg.sampler.backend, True)
     loader = LinkNeighborLoader(
@@ -79,21 +82,33 @@ def measure(inputs: TrainInputs, cfg: JobConfig, steps: int) -> dict:
         shuffle=True,
         neighbor_sampler=sampler,
     )
+    return model, opt, loader, device
+
+
+def step(model: Model, opt, batch, target: tuple[str, str, str]) -> int:
+    """One training step on ``batch`` (already on the model's device); its labelled
+    (positive) edges."""
+    store = batch[target]
+    opt.zero_grad()
+    pred = model(batch, target[0], target[2], store.edge_label_index)
+    loss = F.binary_cross_entropy_with_logits(pred, store.edge_label)
+    loss.backward()
+    opt.step()
+    return int(store.edge_label.sum())
+
+
+def measure(inputs: TrainInputs, cfg: JobConfig, steps: int) -> dict:
+    """Labelled (positive) edges per second over ``steps`` mini-batches."""
+    model, opt, loader, device = recipe(inputs, cfg)
     n = max(1, min(steps, len(loader)))
     it = iter(loader)
     labelled, t0 = 0, time.perf_counter()  # timed like graphrec's loop: every step counts
     for _ in range(n):
-        batch = next(it)
-        store = batch[g.target]
-        opt.zero_grad()
-        pred = model(batch, user, item, store.edge_label_index)
-        loss = F.binary_cross_entropy_with_logits(pred, store.edge_label)
-        loss.backward()
-        opt.step()
-        labelled += int(store.edge_label.sum())
+        labelled += step(model, opt, next(it).to(device), inputs.graph.target)
     s = time.perf_counter() - t0
     return {
         "labelled_edges_per_s": labelled / s,
         "steps": n,
-        "sampler": type(sampler).__name__,
+        "sampler": type(loader.link_sampler).__name__,
+        "device": str(device),
     }

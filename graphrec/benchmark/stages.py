@@ -34,6 +34,7 @@ from graphrec.ranking.topk import topk_unseen
 from graphrec.samplers import compiled_sampler_available
 from graphrec.sinks.parquet import ParquetSink
 from graphrec.train.batches import TrainInputs, make_loader
+from graphrec.train.context import resolve_device
 from graphrec.train.loop import new_model, train_loop_per_worker
 from graphrec.train.losses import batch_loss
 from graphrec.train.optimizer import make_optimizer
@@ -49,14 +50,26 @@ minutes on 2 cores; the exponent leaves top-k out there)."""
 LARGE_TOPK_USERS = 200_000
 
 
-def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
-    """Measured float32 matrix-product GFLOP/s of this machine (torch, all threads)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(n: int = 2048, repeat: int = 5, device: torch.device | str = "cpu") -> float:
+    """Measured float32 matrix-product GFLOP/s of this machine's CPU (torch, all threads),
+    or of ``device`` (a GPU: 8192-wide products)."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        n, repeat = max(n, 8192), max(repeat, 10)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b  # warm-up
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(repeat):
         a @ b
+    _sync(device)
     return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
+
+
+def _sync(device: torch.device | str) -> None:
+    """Wait for ``device``'s queued kernels (a GPU's), so that a timer reads their end."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def bench_graph(
@@ -211,9 +224,10 @@ def bench_graph(
         data = message_graph(g, None, cfg.build.reverse_edges)
         t0 = time.perf_counter()
         state["vectors"] = model.vectors(data)
+        _sync(state["vectors"][0].device)
         s = time.perf_counter() - t0
         n = sum(g.num_nodes.values())
-        return {"nodes": n, "seconds": s, "nodes_per_s": n / s}
+        return {"nodes": n, "seconds": s, "nodes_per_s": n / s, "device": str(model.device)}
 
     def do_topk() -> dict:
         g = state["graph"]
@@ -233,8 +247,9 @@ def bench_graph(
         s = time.perf_counter() - t0
         state["recs"] = (items, scores)
         flops = 2.0 * n_users * len(iv) * uv.shape[1]
-        peak = state.setdefault("peak", matmul_peak_gflops())
+        peak = state.setdefault("peak", matmul_peak_gflops(device=uv.device))
         out = {
+            "device": str(uv.device),
             "users": n_users,
             "items": len(iv),
             "seconds": s,
@@ -256,14 +271,14 @@ def bench_graph(
         out["alternatives"]["per_user_loop"]["ratio"] = (
             out["users_per_s"] / out["alternatives"]["per_user_loop"]["users_per_s"]
         )
-        faiss = _faiss(uv, iv, exclude, k, items)
+        faiss = _faiss(uv.cpu(), iv.cpu(), exclude, k, items)  # faiss-cpu
         out["alternatives"]["faiss"] = faiss
         if "users_per_s" in faiss:
             faiss["ratio"] = out["users_per_s"] / faiss["users_per_s"]
         block = _score_block(uv, iv, exclude, k, cfg.recommend.batch_users, scores)
         out["alternatives"]["score_block"] = block
         block["ratio"] = out["users_per_s"] / block["users_per_s"]
-        approx = _approximate(uv, iv, exclude, k, scores, cfg)
+        approx = _approximate(uv.cpu(), iv.cpu(), exclude, k, scores, cfg)  # faiss-cpu
         out["alternatives"]["approximate"] = approx
         if "users_per_s" in approx:
             approx["ratio"] = out["users_per_s"] / approx["users_per_s"]
@@ -360,7 +375,8 @@ def _full_batch(g: Graph, inputs: TrainInputs, cfg: JobConfig, quick: bool) -> d
     if g.edge_index[g.target].shape[1] > FULL_BATCH_MAX_EDGES:
         return {"skipped": f"graph above {FULL_BATCH_MAX_EDGES:,} edges (memory)"}
     torch.manual_seed(cfg.train.seed)
-    model = new_model(g, inputs.split, cfg)
+    device = resolve_device(cfg.train.device)
+    model = new_model(g, inputs.split, cfg).to(device)
     opt = make_optimizer(model, cfg.train.lr)
     data = message_graph(g, inputs.split.train, cfg.build.reverse_edges)
     data[g.target].edge_label_index = g.target_index[:, inputs.split.train]
@@ -375,15 +391,18 @@ def _full_batch(g: Graph, inputs: TrainInputs, cfg: JobConfig, quick: bool) -> d
     loss_cfg = copy.deepcopy(cfg)
     if loss_cfg.train.loss == "bpr":
         loss_cfg.train.loss = "bce"
+    data = data.to(device)
     batch_loss(model, data, loss_cfg)  # warm-up
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         opt.zero_grad()
         loss, _ = batch_loss(model, data, loss_cfg)
         loss.backward()
         opt.step()
+    _sync(device)
     s = (time.perf_counter() - t0) / steps
-    return {"step_seconds": s, "labelled_edges_per_s": n / s}
+    return {"step_seconds": s, "labelled_edges_per_s": n / s, "device": str(device)}
 
 
 def _bf16_scan(uv, iv, exclude, k, batch_users, items, scores, flops) -> dict:
@@ -419,7 +438,7 @@ def _per_user_loop(uv, iv, exclude, k, reference, users: int = 300) -> dict:
         s = iv @ uv[u]
         s[indices[indptr[u] : indptr[u + 1]]] = float("-inf")
         top = torch.topk(s, min(k, len(s))).indices
-        agree += int(torch.equal(top, reference[u, : len(top)]))
+        agree += int(torch.equal(top.cpu(), reference[u, : len(top)]))
     sec = time.perf_counter() - t0
     return {
         "users": len(sample),

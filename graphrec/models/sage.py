@@ -207,9 +207,11 @@ class HeteroSAGE(nn.Module):
                     for et in into:
                         src, ptr = by_dst[et]
                         lo, hi = int(ptr[a]), int(ptr[b])
+                        # the pointer stays on the CPU (int() of it per batch): the
+                        # destinations are made there and moved with the sources
                         dst = torch.repeat_interleave(
-                            torch.arange(b - a, device=device), ptr[a + 1 : b + 1] - ptr[a:b]
-                        )
+                            torch.arange(b - a), ptr[a + 1 : b + 1] - ptr[a:b]
+                        ).to(device)
                         local = torch.stack([src[lo:hi].to(device), dst])
                         y = conv.convs[et](
                             (h[et[0]], h[t][a:b]), local, size=(len(h[et[0]]), b - a)

@@ -30,6 +30,7 @@ def test_the_gpu_check_script_parses_and_names_commands_that_exist():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert "graphrec.benchmark.topk_device" in text
+    assert "graphrec.benchmark.step_profile" in text
     from graphrec.config import load_config
 
     # every override it passes is one the config accepts

@@ -1,5 +1,8 @@
 """Aggregation as a sparse product and per-layer trimming give PyG's SAGE results."""
 
+import itertools
+
+import pytest
 import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkNeighborLoader
@@ -18,10 +21,11 @@ def test_aggregate_equals_sage_propagation_with_gradients():
     x = torch.randn(30, 6, generator=g)
     ei = torch.stack([torch.randint(0, 30, (200,), generator=g), torch.randint(0, 12, (200,))])
     ei = ei[:, ei[1] != 5]  # destination 5 receives nothing: 0, as PyG gives
-    for aggr in ("mean", "sum"):
+    # "messages" is the GPU's kernel (auto there); the CPU runs it too
+    for aggr, kernel in itertools.product(("mean", "sum"), ("auto", "csr", "messages")):
         conv = SAGEConv((6, 6), 6, aggr=aggr)
         ours_x, ref_x = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ours = aggregate(ours_x, ei, 15, aggr)  # unsorted destinations, 15 > max id
+        ours = aggregate(ours_x, ei, 15, aggr, kernel)  # unsorted destinations, 15 > max id
         ref = conv.propagate(ei, x=(ref_x, None), size=(30, 15))
         torch.testing.assert_close(ours, ref)
         assert ours[5].abs().sum() == 0 and ours.shape == (15, 6)
@@ -30,9 +34,12 @@ def test_aggregate_equals_sage_propagation_with_gradients():
         (ref * w).sum().backward()
         torch.testing.assert_close(ours_x.grad, ref_x.grad)
         with torch.no_grad():  # no transpose built, same values
-            torch.testing.assert_close(aggregate(x, ei, 15, aggr), ref.detach())
-    empty = aggregate(x, ei[:, :0], 4)
-    assert empty.shape == (4, 6) and not empty.any()
+            torch.testing.assert_close(aggregate(x, ei, 15, aggr, kernel), ref.detach())
+    for kernel in ("csr", "messages"):
+        empty = aggregate(x, ei[:, :0], 4, kernel=kernel)
+        assert empty.shape == (4, 6) and not empty.any()
+    with pytest.raises(ValueError, match="kernel='dense'"):
+        aggregate(x, ei, 15, kernel="dense")
 
 
 def test_the_narrow_sort_keys_give_the_stable_order_of_the_ids():
