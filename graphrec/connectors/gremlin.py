@@ -70,7 +70,11 @@ class Gremlin:
                 max_content_length=MAX_FRAME, **kwargs,
             )  # fmt: skip
             self.g = Graph().traversal()  # builds bytecode only; the client sends it
-            self.all(self.g.inject(1))  # the server answers, or one line says why
+            try:
+                self.all(self.g.inject(1))  # the server answers, or one line says why
+            except BaseException:  # else its transport is closed by the garbage collector,
+                self.close()  # inside whatever event loop runs then (a warning, or worse)
+                raise
 
     def stream(self, t, what: str = "reading") -> Iterator[list]:
         """The results of traversal ``t`` frame by frame (``fetch_rows`` per frame)."""

@@ -11,6 +11,7 @@ import pytest
 from graphrec.cli import main
 from graphrec.config import GremlinConfig, load_config
 from graphrec.connectors.gremlin import Gremlin
+from graphrec.errors import GraphRecError
 from graphrec.job import run_job
 from graphrec.loaders import extract, make_source
 from graphrec.loaders.files import FileSource
@@ -132,6 +133,18 @@ def test_gremlin_config_refuses_a_secret_in_the_url():
         GremlinConfig(url="ws://me:SECRET@host:8182/gremlin")
     assert "SECRET" not in str(exc.value) and "do not belong in the URL" in str(exc.value)
     assert load_config("configs/social-gremlin.yaml").extract.source == "gremlin"
+
+
+def test_a_client_that_cannot_connect_is_closed(monkeypatch):
+    """Its transport is not left to the garbage collector (which closed it inside another
+    test's event loop: an 'event loop is already running' warning in CI)."""
+    from gremlin_python.driver.client import Client
+
+    closed, real = [], Client.close
+    monkeypatch.setattr(Client, "close", lambda self: closed.append(self) or real(self))
+    with pytest.raises(GraphRecError, match="cannot connect"):
+        Gremlin(GremlinConfig(url="ws://127.0.0.1:9/gremlin"))
+    assert len(closed) == 1
 
 
 def test_inspect_lists_labels_counts_and_properties(loaded, tmp_path, capsys):
