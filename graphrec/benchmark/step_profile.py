@@ -25,8 +25,7 @@ from graphrec.benchmark import pyg_reference
 from graphrec.benchmark.results import machine, save, versions
 from graphrec.benchmark.runner import synth_config
 from graphrec.benchmark.stages import _no_val, _sync
-from graphrec.graph import build_graph, split_target
-from graphrec.loaders import extract, make_source
+from graphrec.pipeline import extract_and_build
 from graphrec.synth import synth_graph
 from graphrec.train.batches import TrainInputs, make_loader
 from graphrec.train.context import resolve_device
@@ -47,13 +46,7 @@ def inputs(root: Path, edges: int) -> tuple[TrainInputs, object]:
     cfg = synth_config(root)
     cfg.train.checkpoint_path, cfg.train.patience = None, 0
     cfg.train.objective, cfg.train.loss = "link", "bce"
-    src = make_source(cfg.extract)
-    try:
-        tables = extract(src, progress=False)
-    finally:
-        src.close()
-    g = build_graph(tables, cfg, progress=False)
-    split = split_target(cfg.build.split, g)
+    g, split = extract_and_build(cfg, progress=False)
     return TrainInputs(g, _no_val(split), TrainInputs.of(g, split, cfg).data), cfg
 
 
