@@ -33,12 +33,15 @@ def pointer(rows: Tensor, num_rows: int) -> Tensor:
 
 def argsort_ids(ids: Tensor, bound: int) -> Tensor:
     """``torch.argsort(ids, stable=True)`` for node ids in ``[0, bound)``, faster on a CPU:
-    16-bit keys by numpy's radix sort where the ids fit; a small batch by numpy's quicksort
-    of ``(id, position)`` keys (distinct, so the order is the stable one); else torch's
-    radix sort of the narrowest dtype."""
+    torch's radix sort of 16-bit keys from ``TORCH_RADIX_FROM`` ids (twice numpy's speed
+    for 57k ids below 5k on 2 cores); else 16-bit keys by numpy's radix sort where the ids
+    fit; a small batch by numpy's quicksort of ``(id, position)`` keys (distinct, so the
+    order is the stable one); else torch's radix sort of the narrowest dtype."""
     n = len(ids)
     if ids.is_cuda or n < 2:
         return torch.argsort(ids, stable=True)
+    if n >= TORCH_RADIX_FROM and bound <= 1 << 15:
+        return torch.argsort(ids.short(), stable=True)
     if bound <= 1 << 16:
         return torch.from_numpy(np.argsort(ids.numpy().astype(np.uint16), kind="stable"))
     if n < TORCH_RADIX_FROM and bound < 2**31:
@@ -48,9 +51,12 @@ def argsort_ids(ids: Tensor, bound: int) -> Tensor:
 
 def sort_ids(ids: Tensor, bound: int) -> Tensor:
     """``torch.sort(ids).values`` (int64) for node ids in ``[0, bound)``, faster on a CPU
-    (numpy: a radix sort of 16-bit keys where the ids fit, else its vectorised sort)."""
+    (torch's radix sort of 16-bit keys from ``TORCH_RADIX_FROM`` ids; numpy's radix sort
+    of 16-bit keys where the ids fit, else its vectorised sort)."""
     if ids.is_cuda or len(ids) < 2:
         return torch.sort(ids).values
+    if len(ids) >= TORCH_RADIX_FROM and bound <= 1 << 15:
+        return torch.sort(ids.short(), stable=True).values.long()
     if bound <= 1 << 16:
         return torch.from_numpy(np.sort(ids.numpy().astype(np.uint16), kind="stable")).long()
     return torch.from_numpy(np.sort(ids.numpy().astype(np.int64)))

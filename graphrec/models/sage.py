@@ -127,7 +127,13 @@ class HeteroSAGE(nn.Module):
         (:func:`~graphrec.models.aggregate.aggregate`) with the convolution's own
         weights (``SAGEConv`` 's defaults, as ``__init__`` builds them: root weight, no
         normalisation, no projection), for the first ``nodes[t]`` destinations from the
-        first ``edges[et]`` edges (all when absent)."""
+        first ``edges[et]`` edges (all when absent).
+
+        Where the sources are fewer than the destinations, ``lin_l``'s product comes
+        first: ``A @ (h_src W_l^T)`` is the same mean (it is linear), over fewer rows (a
+        1M-edge ``graphrec bench`` batch's first layer: 4.8k items into 9.4k users). Each
+        weight is its own product: no ``[agg | root]`` copy, and no copies of its
+        gradient's halves (together 17.5 -> 15.6 ms a training step on 2 cores)."""
         out: dict[str, Tensor] = {}
         for et, ei in edge_index_dict.items():
             if et not in conv.convs:
@@ -137,14 +143,14 @@ class HeteroSAGE(nn.Module):
             n_dst = nodes.get(dst, len(h[dst]))
             if et in edges:
                 ei = ei[:, : edges[et]]
-            y = _sage_linear(sage, aggregate(h[src], ei, n_dst, self.aggr), h[dst][:n_dst])
+            y = _sage(sage, h[src], h[dst][:n_dst], ei, self.aggr)
             out[dst] = y if dst not in out else out[dst] + y
         return out
 
     def _input(self, t: str, n_id: Tensor, x: Tensor | None) -> Tensor:
         """Layer 0 of node type ``t`` for nodes ``n_id`` with features ``x`` (see the
         module's docstring)."""
-        e = self.embedding[t](n_id)
+        e = _lookup(self.embedding[t], n_id)
         has_x = t in self.feature_dims
         if not self.direct:
             return self.inp[t](torch.cat([e, x], dim=-1) if has_x else e)
@@ -225,6 +231,31 @@ class HeteroSAGE(nn.Module):
         return h
 
 
+class _Rows(torch.autograd.Function):
+    """``weight[index]`` whose gradient is ``zeros_like(weight).index_add_(0, index, grad)``:
+    the dense gradient ``nn.Embedding`` gives, without its sort of the indices (a batch's
+    12k user rows of a 20k x 64 table on 2 cores: 0.36 ms against 0.6 ms)."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(index)
+        ctx.shape = weight.shape
+        return weight.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.shape).index_add_(0, index, grad)
+        return out, None
+
+
+def _lookup(emb: nn.Embedding, index: Tensor) -> Tensor:
+    """``emb(index)``; with dense gradients through :class:`_Rows`."""
+    if emb.sparse or emb.padding_idx is not None or emb.max_norm is not None:
+        return emb(index)
+    return _Rows.apply(emb.weight, index)
+
+
 def _batches(ptr: Tensor, batch_nodes: int, batch_edges: int) -> list[tuple[int, int]]:
     """Destination ranges ``[a, b)`` of at most ``batch_nodes`` nodes and ``batch_edges``
     incoming edges (by the cumulative in-degree ``ptr``; a node with more edges alone)."""
@@ -238,14 +269,19 @@ def _batches(ptr: Tensor, batch_nodes: int, batch_edges: int) -> list[tuple[int,
     return out
 
 
-def _sage_linear(sage: SAGEConv, agg: Tensor, root: Tensor) -> Tensor:
-    """``sage.lin_l(agg) + sage.lin_r(root)`` as one product of ``[agg | root]`` with the
-    two weights side by side: one matrix product with twice the inner size instead of two
-    and a sum (forward + backward ~12% faster at 30k rows of width 64 on a CPU)."""
-    if sage.lin_l.bias is None or sage.lin_r.bias is not None:
-        return sage.lin_l(agg) + sage.lin_r(root)
-    w = torch.cat([sage.lin_l.weight, sage.lin_r.weight], dim=1)
-    return torch.addmm(sage.lin_l.bias, torch.cat([agg, root], dim=1), w.t())
+def _sage(sage: SAGEConv, x_src: Tensor, root: Tensor, edge_index: Tensor, aggr: str) -> Tensor:
+    """``sage.lin_l(aggregate(x_src)) + sage.lin_r(root)`` for ``len(root)`` destinations,
+    ``lin_l`` applied before aggregating where ``x_src`` has fewer rows (see
+    ``HeteroSAGE._layer``). ``SAGEConv`` 's defaults: ``lin_l`` has the bias."""
+    lin_l, lin_r = sage.lin_l, sage.lin_r
+    n = len(root)
+    if lin_l.bias is None or lin_r.bias is not None:
+        return lin_l(aggregate(x_src, edge_index, n, aggr)) + lin_r(root)
+    if len(x_src) < n:
+        y = aggregate(x_src @ lin_l.weight.t(), edge_index, n, aggr) + lin_l.bias
+    else:
+        y = torch.addmm(lin_l.bias, aggregate(x_src, edge_index, n, aggr), lin_l.weight.t())
+    return y.addmm(root, lin_r.weight.t())
 
 
 def _by_destination(edge_index: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:

@@ -5,7 +5,7 @@ import torch
 
 from graphrec.graph.csr import TORCH_RADIX_FROM, argsort_ids, sort_ids
 
-BOUNDS = (1, 300, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 1 << 24, 1 << 31)
+BOUNDS = (1, 300, 1 << 15, (1 << 15) + 1, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 1 << 24, 1 << 31)
 SIZES = (0, 1, 2, 1000, TORCH_RADIX_FROM - 1, TORCH_RADIX_FROM, 50_000)
 
 

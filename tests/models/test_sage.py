@@ -154,3 +154,44 @@ def test_the_direct_input_and_an_older_checkpoints_input_layer_are_the_same_func
     new.eval(), wide.eval()
     for t, z in new.encode(data).items():
         torch.testing.assert_close(z, wide.encode(data)[t])
+
+
+def test_rows_give_the_embeddings_values_and_dense_gradient():
+    from graphrec.models.sage import _lookup
+
+    emb = torch.nn.Embedding(30, 4)
+    index = torch.tensor([3, 29, 0, 3, 7])  # a repeat: its gradients add
+    w = torch.randn(5, 4)
+    ours = _lookup(emb, index)
+    (ours * w).sum().backward()
+    ours_grad, emb.weight.grad = emb.weight.grad.clone(), None
+    ref = emb(index)
+    (ref * w).sum().backward()
+    assert torch.equal(ours, ref) and not ours_grad.is_sparse
+    torch.testing.assert_close(ours_grad, emb.weight.grad)
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum"])
+@pytest.mark.parametrize("n_src,n_dst", [(4, 9), (9, 4)])  # transform first / aggregate first
+def test_one_sage_is_sageconv_with_gradients(aggr, n_src, n_dst):
+    from torch_geometric.nn import SAGEConv
+
+    from graphrec.models.sage import _sage
+
+    g = torch.Generator().manual_seed(n_src)
+    conv = SAGEConv((6, 6), 5, aggr=aggr)
+    x_src, x_dst = torch.randn(n_src, 6, generator=g), torch.randn(n_dst + 2, 6, generator=g)
+    ei = torch.stack([torch.randint(0, n_src, (25,), generator=g), torch.randint(0, n_dst, (25,))])
+    ei = ei[:, ei[1] != 1]  # a destination without messages: lin_l's bias alone
+    grads = []
+    for ours in (True, False):
+        a, b = x_src.clone().requires_grad_(), x_dst.clone().requires_grad_()
+        conv.zero_grad()
+        if ours:
+            y = _sage(conv, a, b[:n_dst], ei, aggr)
+        else:
+            y = conv((a, b[:n_dst]), ei)
+        (y * torch.arange(y.numel()).view_as(y).cos()).sum().backward()
+        grads.append([y, a.grad, b.grad, *(p.grad.clone() for p in conv.parameters())])
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref)

@@ -269,3 +269,42 @@ def test_backward_sampling_follows_out_edges_and_keeps_forward_keys():
     )
     assert sorted(map(tuple, glob.t().tolist())) == want
     assert torch.equal(data[ET].edge_index[:, batch[ET].e_id], glob)  # e_id: forward ids
+
+
+def test_segments_that_all_draw_give_the_general_paths_sample():
+    """Where every segment is wider than the fan-out, a shortcut builds the sample: the
+    same positions, from the same draws, as the general path (a wider segment beside a
+    narrow one there)."""
+    from graphrec.samplers import neighbor
+
+    start = torch.tensor([0, 40, 47, 300])
+    end = torch.tensor([40, 47, 300, 306])  # degrees 40, 7, 253, 6: all above 5
+    fast = neighbor.sample_segments(start, end, 5, torch.Generator().manual_seed(3))
+    ref = neighbor.sample_segments(
+        torch.cat([start, torch.tensor([306])]), torch.cat([end, torch.tensor([307])]),
+        5, torch.Generator().manual_seed(3),
+    )  # fmt: skip  # a segment of one: the general path, the same draws for the others
+    assert torch.equal(fast[0], ref[0][:-1]) and torch.equal(fast[1], ref[1][:-1])
+    assert (fast[1] >= start[fast[0]]).all() and (fast[1] < end[fast[0]]).all()
+
+
+@pytest.mark.parametrize("within", [0, 1 << 30])
+def test_unseen_ids_by_mark_or_by_sort_are_the_same(monkeypatch, within):
+    from graphrec.samplers import neighbor
+
+    monkeypatch.setattr(neighbor, "_MARK_WITHIN", within)  # 0: always sort; else mark
+    buf = torch.full((1000,), -1, dtype=torch.long)
+    ids = neighbor._BufferIds(buf)
+    ids.seed(torch.tensor([5, 900, 17]))
+    g = torch.Generator().manual_seed(4)
+    seen = {5, 900, 17}
+    for n in (50, 3000, 0):
+        keys = torch.randint(0, 1000, (n,), generator=g)
+        fresh = ids.add(keys)
+        want = sorted(set(keys.tolist()) - seen)
+        assert fresh.tolist() == want
+        seen |= set(want)
+        assert ids.count == len(seen)
+        assert torch.equal(ids.local(fresh), torch.arange(ids.count - len(want), ids.count))
+    ids.reset()
+    assert (buf == -1).all()
