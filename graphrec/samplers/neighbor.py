@@ -259,6 +259,13 @@ def _unique(ids: Tensor, bound: int) -> Tensor:
     return s[keep]
 
 
+def _cat(parts: list[Tensor]) -> Tensor:
+    """``torch.cat(parts)`` of int64 ids, without a copy of a single part."""
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+
+
 SUBGRAPHS = ("directional", "bidirectional")  # bidirectional: PyG mirrors our sample's edges
 
 
@@ -586,7 +593,7 @@ class GraphRecNeighborSampler(NeighborSampler):
                     hop_edges.append((r, src, nbr, owner + first, pos))
                 new_frontier = {}
                 for ntype in node_types:
-                    ks = torch.cat(found[ntype] or [torch.empty(0, dtype=torch.long)])
+                    ks = _cat(found[ntype])
                     first = ids[ntype].count
                     new_frontier[ntype] = (ids[ntype].add(ks), first)
                     num_sampled_nodes[ntype].append(len(new_frontier[ntype][0]))
@@ -609,7 +616,7 @@ class GraphRecNeighborSampler(NeighborSampler):
         def cat(d: dict[str, list[Tensor]]) -> dict:
             out = {}
             for et, r in rel.items():
-                out[et] = torch.cat(d[r]) if d[r] else torch.empty(0, dtype=torch.long)
+                out[et] = _cat(d[r])
             return out
 
         n_edges = {et: num_sampled_edges[r] for et, r in rel.items()}

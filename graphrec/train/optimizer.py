@@ -20,16 +20,25 @@ from torch import nn
 @contextmanager
 def deterministic_algorithms(on: bool):
     """``torch.use_deterministic_algorithms(on)`` (ops without a deterministic version
-    warn instead of failing) for the block; the previous setting afterwards."""
+    warn instead of failing) for the block; the previous setting afterwards.
+
+    Without torch's NaN fill of every uninitialised tensor that the mode turns on
+    (``torch.utils.deterministic.fill_uninitialized_memory``): graphrec's ops write every
+    element they allocate, and the fill cost ~0.7 ms of a 19 ms training step at 1M edges
+    on this project's 2-core machines."""
+    fill = torch.utils.deterministic
     before = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
+        fill.fill_uninitialized_memory,
     )
     torch.use_deterministic_algorithms(on, warn_only=True)
+    fill.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        fill.fill_uninitialized_memory = before[2]
 
 
 class RowSparseAdam(torch.optim.SparseAdam):

@@ -87,10 +87,14 @@ def test_deterministic_algorithms_block_sets_and_restores():
     from graphrec.train.loop import deterministic_algorithms
 
     before = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     with deterministic_algorithms(True):
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
+        # no NaN fill of fresh tensors (a cost, not a result): torch.empty keeps its bytes
+        assert not torch.utils.deterministic.fill_uninitialized_memory
     assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill
     with deterministic_algorithms(False):
         assert not torch.are_deterministic_algorithms_enabled()
     assert torch.are_deterministic_algorithms_enabled() == before
