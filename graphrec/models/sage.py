@@ -278,10 +278,10 @@ def _sage(sage: SAGEConv, x_src: Tensor, root: Tensor, edge_index: Tensor, aggr:
     if lin_l.bias is None or lin_r.bias is not None:
         return lin_l(aggregate(x_src, edge_index, n, aggr)) + lin_r(root)
     if len(x_src) < n:
-        y = aggregate(x_src @ lin_l.weight.t(), edge_index, n, aggr) + lin_l.bias
+        y = aggregate(x_src @ lin_l.weight.t(), edge_index, n, aggr).add_(lin_l.bias)
     else:
         y = torch.addmm(lin_l.bias, aggregate(x_src, edge_index, n, aggr), lin_l.weight.t())
-    return y.addmm(root, lin_r.weight.t())
+    return y.addmm_(root, lin_r.weight.t())  # in place: y is no saved tensor
 
 
 def _by_destination(edge_index: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
