@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphrec.graph.csr import argsort_ids, is_sorted
+from graphrec.graph.csr import argsort_ids, is_sorted, pointer
 
 
 class _AdjacencyProduct(torch.autograd.Function):
@@ -86,9 +86,9 @@ class _Bags(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, src: Tensor, dst: Tensor, num_dst: int, mean: bool) -> Tensor:
-        deg = torch.bincount(dst, minlength=num_dst)
-        out = F.embedding_bag(src, x, torch.cumsum(deg, 0) - deg, mode="sum")
-        scale = deg.clamp_(min=1).to(x.dtype).reciprocal_() if mean else None
+        ptr = pointer(dst, num_dst)
+        out = F.embedding_bag(src, x, ptr, mode="sum", include_last_offset=True)
+        scale = ptr.diff().clamp_(min=1).to(x.dtype).reciprocal_() if mean else None
         if mean:
             out.mul_(scale.unsqueeze(1))
         ctx.save_for_backward(src, dst, scale)
@@ -101,9 +101,11 @@ class _Bags(torch.autograd.Function):
         order = argsort_ids(src, ctx.num_src)
         into = dst.index_select(0, order)
         weight = None if scale is None else scale.index_select(0, into)
-        out_deg = torch.bincount(src, minlength=ctx.num_src)
-        offsets = torch.cumsum(out_deg, 0) - out_deg
-        g = F.embedding_bag(into, grad.contiguous(), offsets, mode="sum", per_sample_weights=weight)
+        ptr = pointer(src, ctx.num_src)
+        g = F.embedding_bag(
+            into, grad.contiguous(), ptr, mode="sum", per_sample_weights=weight,
+            include_last_offset=True,
+        )  # fmt: skip
         return g, None, None, None, None
 
 

@@ -252,7 +252,10 @@ class _Rows(torch.autograd.Function):
 def _lookup(emb: nn.Embedding, index: Tensor) -> Tensor:
     """``emb(index)``; with dense gradients on a CPU through :class:`_Rows` (a GPU keeps
     ``nn.Embedding``'s deterministic backward: ``index_add_`` there adds atomically)."""
-    if emb.sparse or emb.weight.is_cuda or emb.padding_idx is not None or emb.max_norm is not None:
+    if (
+        emb.sparse or emb.weight.is_cuda or emb.scale_grad_by_freq
+        or emb.padding_idx is not None or emb.max_norm is not None
+    ):  # fmt: skip  # options whose gradient or values nn.Embedding alone gives
         return emb(index)
     return _Rows.apply(emb.weight, index)
 

@@ -169,6 +169,12 @@ def test_rows_give_the_embeddings_values_and_dense_gradient():
     (ref * w).sum().backward()
     assert torch.equal(ours, ref) and not ours_grad.is_sparse
     torch.testing.assert_close(ours_grad, emb.weight.grad)
+    freq = torch.nn.Embedding(30, 4, scale_grad_by_freq=True)  # nn.Embedding's own gradient
+    (_lookup(freq, index) * w).sum().backward()
+    scaled, freq.weight.grad = freq.weight.grad.clone(), None
+    (freq(index) * w).sum().backward()
+    torch.testing.assert_close(scaled, freq.weight.grad)
+    assert not torch.allclose(scaled[3], (w[0] + w[3]))  # row 3, drawn twice, is scaled
 
 
 @pytest.mark.parametrize("aggr", ["mean", "sum"])
